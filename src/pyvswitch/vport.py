@@ -388,9 +388,13 @@ class VportTable:
 def ovs_vport_add(table: VportTable, parms: VportParms) -> Vport:
     """Create a vport of ``parms.type`` and put it in the name table."""
     ops = ovs_vport_lookup(parms.type)
+    vport = ops.create(parms)  # device-level errors (ENODEV, EBUSY, EEXIST, EINVAL) first
     if table.locate(parms.dp.net, parms.name) is not None:
-        raise VportError(f"a port named {parms.name} already exists", errno=errno.EEXIST)
-    vport = ops.create(parms)
+        ops.destroy(vport)
+        raise VportError(
+            f"a port named {parms.name} already exists in namespace {parms.dp.net.name}",
+            errno=errno.EEXIST,
+        )
     table.insert(vport)
     return vport
 

@@ -196,6 +196,7 @@ class MemoryDevice:
 @dataclass
 class PingResult:
     dst: str
+    ident: int = -1
     sent: int = 0
     received: int = 0
     rtts: list[float] = field(default_factory=list)
@@ -303,8 +304,10 @@ class HostStack:
         packet = ip.emit(payload)
         mac = self.arp_table.get(dst)
         if mac is None:
-            self._pending.setdefault(dst, []).append((dev, packet))
-            self._send_arp_request(dev, src, dst)
+            waiting = self._pending.setdefault(dst, [])
+            waiting.append((dev, packet))
+            if len(waiting) == 1:  # one ARP request per unresolved address
+                self._send_arp_request(dev, src, dst)
             return True
         dev.host_xmit([EthernetHeader(mac, int.from_bytes(dev.mac, "big"), ETH_P_IP).emit(packet)])
         return True
@@ -321,13 +324,19 @@ class HostStack:
             eth = EthernetHeader(mac, int.from_bytes(dev.mac, "big"), ETH_P_IP)
             dev.host_xmit([eth.emit(packet)])
 
-    def ping(self, dst: str, count: int = 1, size: int = 56) -> PingResult:
-        """Send ``count`` echo requests to ``dst``; run the world to get replies."""
-        ident = next(self._ident) & 0xFFFF
-        res = PingResult(dst)
+    def ping(
+        self, dst: str, count: int = 1, size: int = 56, *, result: PingResult | None = None
+    ) -> PingResult:
+        """Send ``count`` echo requests to ``dst``; run the world to get replies.
+        Pass the ``result`` of an earlier call to continue its sequence."""
+        res = result if result is not None else PingResult(dst)
+        if res.ident < 0:
+            res.ident = next(self._ident) & 0xFFFF
+        ident = res.ident
         self.pings[ident] = res
         d = int(ipaddress.IPv4Address(dst))
-        for seq in range(1, count + 1):
+        first = res.sent + 1
+        for seq in range(first, first + count):
             msg = IcmpHeader.echo_request(ident, seq).emit(bytes(size))
             self._echo_sent[(ident, seq)] = time.monotonic()
             if self.send_ip(d, 1, msg):
@@ -415,8 +424,10 @@ class MemoryNetns:
         self.stack.add_address(dev, cidr)
         self.devices[dev].open()
 
-    def ping(self, dst: str, count: int = 1, size: int = 56) -> PingResult:
-        return self.stack.ping(dst, count, size)
+    def ping(
+        self, dst: str, count: int = 1, size: int = 56, *, result: PingResult | None = None
+    ) -> PingResult:
+        return self.stack.ping(dst, count, size, result=result)
 
     def send_udp(self, dst: str, sport: int, dport: int, payload: bytes) -> bool:
         return self.stack.send_udp(dst, sport, dport, payload)
