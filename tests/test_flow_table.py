@@ -217,3 +217,24 @@ def test_flow_stats_and_clear(dp) -> None:  # type: ignore[no-untyped-def]
     _, old = dp.flow_put(k(in_port=1), M_PORT, [Output(2)], create=False, modify=True, clear=True)
     assert old is not None and (old.packets, old.bytes, old.tcp_flags) == (3, 300, 0x12)
     assert f.get_stats().packets == 0 and f.get_stats().used == 0
+
+
+def test_removed_mask_no_longer_probed() -> None:
+    t = FlowTable(mask_cache_size=0)
+    f1 = add(t, k(in_port=1), M_PORT)
+    add(t, k(ipv4_dst=2), M_DST)
+    t.remove(f1)
+    f, probed, _ = t.lookup_stats(k(in_port=1, ipv4_dst=3), 0)
+    assert f is None and probed == 1
+    assert t.lookup(k(in_port=1)) is None
+
+
+def test_key_hash_spreads_every_l3_l4_field() -> None:
+    from pyvswitch.flow import key_hash
+
+    # the mask cache indexes with each of the 4 bytes of the hash
+    for field in ("ipv4_src", "ipv4_dst", "tp_src", "tp_dst", "ipv6_src", "ipv6_dst"):
+        hashes = [key_hash(k(**{field: i, "ip_proto": 6})) for i in range(1024)]
+        for seg in range(4):
+            assert len({(h >> (8 * seg)) & 255 for h in hashes}) > 200, (field, seg)
+    assert all(key_hash(k(eth_src=i)) for i in range(100))  # never zero

@@ -651,14 +651,17 @@ def _parse_nd(data: bytes, th: int, n: int) -> int:
 def key_hash(key: int) -> int:
     """The packet hash (``skb_get_hash``) derived from a key: a 32-bit, never-zero
     hash of the L3 addresses, protocol and L4 ports (the flow dissector's inputs),
-    falling back to the Ethernet addresses for non-IP frames.  Deterministic
-    across processes (Python hashes of ints and tuples are not randomised)."""
+    falling back to the Ethernet addresses and type for non-IP frames.
+    Deterministic across processes (Python hashes of ints and tuples are not
+    randomised).  The mask cache indexes with each of the 4 bytes, so every
+    field must reach every byte: a bare int hash leaves whole fields out of the
+    low byte, and the 1-tuple hash alone still does for ``ipv4_dst``; folding
+    its high half into the low half fixes both."""
     l34 = key & _HASH_L34
-    if l34:
-        h = hash((l34, key & _HASH_V6)) & 0xFFFFFFFF
-    else:
-        h = hash((key & _HASH_L2,)) & 0xFFFFFFFF
-    return h or 1
+    if not l34:
+        l34 = key & _HASH_L2
+    h = hash((l34,))
+    return ((h ^ (h >> 32)) & 0xFFFFFFFF) or 1
 
 
 _HASH_L34: Final = (
@@ -667,8 +670,9 @@ _HASH_L34: Final = (
     | field_mask("ip_proto")
     | field_mask("tp_src")
     | field_mask("tp_dst")
+    | field_mask("ipv6_src")
+    | field_mask("ipv6_dst")
 )
-_HASH_V6: Final = field_mask("ipv6_src") | field_mask("ipv6_dst")
 _HASH_L2: Final = field_mask("eth_src") | field_mask("eth_dst") | field_mask("eth_type")
 
 

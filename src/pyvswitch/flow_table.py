@@ -41,6 +41,7 @@ REBALANCE_INTERVAL: Final = 4.0  # DP_MASKS_REBALANCE_INTERVAL, seconds
 EMC_DEFAULT_ENTRIES: Final = 8192
 
 _RECIRC_SHIFT: Final = FIELDS["recirc_id"][0]
+_RECIRC_MASK: Final = 0xFFFFFFFF << _RECIRC_SHIFT
 
 # Flow stats row indexes
 F_PACKETS, F_BYTES, F_USED, F_TCP_FLAGS = range(4)
@@ -155,6 +156,7 @@ class FlowTable:
         self.set_mask_cache_size(mask_cache_size)
         self.emc: dict[int, Flow] = {}
         self.emc_size = emc_size
+        self._probes: list[tuple[int, Callable[[int], Flow | None]]] = []
         self._clock = clock
         self.last_rebalance = clock()
 
@@ -178,66 +180,87 @@ class FlowTable:
 
     # -- lookup ------------------------------------------------------------------
 
+    def _rebuild_probes(self) -> None:
+        """The per-mask (mask, dict.get) pairs the lookup loops over, in mask
+        array order (rebuilt whenever masks are added, removed or reordered)."""
+        self._probes = [(m.key, m.flows.get) for m in self.masks]
+
     def _flow_lookup(self, key: int, hint: int) -> tuple[Flow | None, int, int, int]:
         """``flow_lookup``: probe the hinted mask first, then all the others.
-        Returns (flow, masks probed, cache hit 0/1, index of the mask that hit)."""
-        masks = self.masks
-        n = len(masks)
-        probed = 0
+        Returns (flow, masks probed, cache hit 0/1, index of the mask that hit).
+
+        The loop over the other masks does not skip the hinted one (probing it
+        again can only miss again); the count of masks probed is computed as if
+        it had been skipped, as the kernel does."""
+        probes = self._probes
+        n = len(probes)
+        first = 0
         if hint < n:
-            m = masks[hint]
-            probed = 1
-            f = m.flows.get(key & m.key)
+            mk, get = probes[hint]
+            f = get(key & mk)
             if f is not None:
                 self.usage[hint] += 1
                 return f, 1, 1, hint
-        for i in range(n):
-            if i == hint:
-                continue
-            m = masks[i]
-            probed += 1
-            f = m.flows.get(key & m.key)
+            first = 1
+        i = 0
+        for mk, get in probes:
+            f = get(key & mk)
             if f is not None:
                 self.usage[i] += 1
-                return f, probed, 0, i
-        return None, probed, 0, hint
+                return f, first + i + 1 - (hint < i), 0, i
+            i += 1  # noqa: SIM113 (a manual index is faster than enumerate here)
+        return None, first + n - (hint < n), 0, hint
 
     def lookup_stats(self, key: int, skb_hash: int) -> tuple[Flow | None, int, int]:
         """``ovs_flow_tbl_lookup_stats``: (flow or None, n_mask_hit, n_cache_hit)."""
-        size = len(self.mc_hash)
+        mc_hash = self.mc_hash
+        size = len(mc_hash)
         if not skb_hash or not size:
             f, probed, _hit, _i = self._flow_lookup(key, 0)
             return f, probed, 0
-        recirc_id = (key >> _RECIRC_SHIFT) & 0xFFFFFFFF
-        if recirc_id:
-            skb_hash = jhash_1word(skb_hash, recirc_id)
-        mc_hash = self.mc_hash
+        if key & _RECIRC_MASK:
+            skb_hash = jhash_1word(skb_hash, (key >> _RECIRC_SHIFT) & 0xFFFFFFFF)
+        m = size - 1
+        # The MC_HASH_SEGS (4) segments, unrolled: the entry whose stored hash
+        # equals the packet's is used; otherwise the replacement candidate is the
+        # first probed entry with the smallest stored hash.
+        i = skb_hash & m
+        e = mc_hash[i]
+        if e != skb_hash:
+            cand, ce = i, e
+            i = (skb_hash >> 8) & m
+            e = mc_hash[i]
+            if e != skb_hash:
+                if e < ce:
+                    cand, ce = i, e
+                i = (skb_hash >> 16) & m
+                e = mc_hash[i]
+                if e != skb_hash:
+                    if e < ce:
+                        cand, ce = i, e
+                    i = (skb_hash >> 24) & m
+                    e = mc_hash[i]
+                    if e != skb_hash:
+                        if e < ce:
+                            cand = i
+                        mc_index = self.mc_index
+                        f, probed, _hit, idx = self._flow_lookup(key, mc_index[cand])
+                        mc_index[cand] = idx
+                        if f is not None:
+                            mc_hash[cand] = skb_hash
+                        return f, probed, 0
         mc_index = self.mc_index
-        h = skb_hash
-        cand = -1
-        for _seg in range(MC_HASH_SEGS):
-            idx = h & (size - 1)
-            e = mc_hash[idx]
-            if e == skb_hash:
-                f, probed, hit, i = self._flow_lookup(key, mc_index[idx])
-                if f is None:
-                    mc_hash[idx] = 0
-                else:
-                    mc_index[idx] = i
-                return f, probed, hit
-            if cand < 0 or e < mc_hash[cand]:
-                cand = idx
-            h >>= MC_HASH_SHIFT
-        f, probed, _hit, i = self._flow_lookup(key, mc_index[cand])
-        mc_index[cand] = i
-        if f is not None:
-            mc_hash[cand] = skb_hash
-        return f, probed, 0
+        f, probed, hit, idx = self._flow_lookup(key, mc_index[i])
+        if f is None:
+            mc_hash[i] = 0
+        else:
+            mc_index[i] = idx
+        return f, probed, hit
 
     def lookup(self, key: int) -> Flow | None:
         """``ovs_flow_tbl_lookup``: all masks in order, no cache, no stats."""
-        for m in self.masks:
-            f = m.flows.get(key & m.key)
+        for mk, get in self._probes:
+            f = get(key & mk)
             if f is not None:
                 return f
         return None
@@ -270,6 +293,7 @@ class FlowTable:
         self.usage.append(0)
         self.usage_zero.append(0)
         self._reset_usage()
+        self._rebuild_probes()
         return m
 
     def _mask_remove(self, m: Mask) -> None:
@@ -289,6 +313,7 @@ class FlowTable:
         ):
             self.mask_capacity //= 2
         self._reset_usage()
+        self._rebuild_probes()
 
     def _reset_usage(self) -> None:
         self.usage_zero = list(self.usage)
@@ -326,6 +351,7 @@ class FlowTable:
         self.ufid_table.clear()
         self.count = 0
         self.emc.clear()
+        self._probes = []
         size = len(self.mc_hash)
         self.mc_hash = [0] * size
         self.mc_index = [0] * size
@@ -360,6 +386,7 @@ class FlowTable:
         self.masks = [self.masks[i] for i in order]
         self.usage = [0] * n
         self.usage_zero = [0] * n
+        self._rebuild_probes()
         return True
 
     def maybe_rebalance(self, now: float | None = None) -> bool:
