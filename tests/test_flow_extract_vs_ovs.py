@@ -147,7 +147,7 @@ def cases() -> Iterator[Case]:
     )
     # -- L2
     yield Case("vlan", b(ETH / Dot1Q(vlan=99, prio=7) / IP4 / UDP(sport=1, dport=2)))
-    yield Case("vlan dei", b(ETH / Dot1Q(vlan=5, id=1) / IP4 / UDP()))
+    yield Case("vlan dei", b(ETH / Dot1Q(vlan=5, dei=1) / IP4 / UDP()))
     yield Case("vlan 0 prio", b(ETH / Dot1Q(vlan=0, prio=3) / IP4 / ICMP()))
     yield Case("qinq", b(ETH / Dot1AD(vlan=10, prio=1) / Dot1Q(vlan=20) / IP4 / ICMP()))
     yield Case("qinq 8100/8100", b(ETH / Dot1Q(vlan=100) / Dot1Q(vlan=200) / IP4 / UDP()))
