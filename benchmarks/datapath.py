@@ -85,7 +85,7 @@ def bench_cached(n: int = 200_000) -> float:
     assert key is not None
     f = Flow(key, field_mask("in_port") | field_mask("ipv4_dst"), [Output(2)])
     t.insert(f)
-    t.emc[key] = f
+    t.emc[key] = (f, 0)
     frames = [frame] * n
     ke = flow.key_extract
     emc_get = t.emc.get
@@ -200,7 +200,7 @@ def bench_masks16(n_packets: int = 100_000, emc: bool = False, cache_size: int =
                 f, _m, _c = lookup(k, kh(k))  # type: ignore[arg-type]
                 assert f is not None
                 if len(emc_cache) < t.emc_size:
-                    emc_cache[k] = f  # type: ignore[index]
+                    emc_cache[k] = (f, 0)  # type: ignore[index]
         return n_packets
 
     run = run_emc if emc else run_plain

@@ -137,13 +137,13 @@ def test_overlapping_megaflows_first_mask_wins() -> None:
 def test_emc_emptied_on_any_change() -> None:
     t = FlowTable()
     f = add(t, k(in_port=1), M_PORT)
-    t.emc[123] = f
+    t.emc[123] = (f, 0)
     add(t, k(in_port=2), M_PORT)
     assert not t.emc
-    t.emc[123] = f
+    t.emc[123] = (f, 0)
     t.replace_actions(f, [Output(3)])
     assert not t.emc
-    t.emc[123] = f
+    t.emc[123] = (f, 0)
     t.remove(f)
     assert not t.emc and f.dead
 

@@ -154,7 +154,8 @@ class FlowTable:
         self.mc_hash: list[int] = []
         self.mc_index: list[int] = []
         self.set_mask_cache_size(mask_cache_size)
-        self.emc: dict[int, Flow] = {}
+        #: exact-match cache: key -> (flow, the key's tcp_flags)
+        self.emc: dict[int, tuple[Flow, int]] = {}
         self.emc_size = emc_size
         self._probes: list[tuple[int, Callable[[int], Flow | None]]] = []
         self._clock = clock
