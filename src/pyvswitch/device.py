@@ -131,3 +131,83 @@ class NetNamespace(Protocol):
         ...
 
     def destroy_internal_device(self, dev: NetDevice) -> None: ...
+
+
+# ---------------------------------------------------------------------------
+# The tunnel underlay (what tunnel vports transmit and receive through)
+#
+# A tunnel vport builds whole outer IP packets itself (byte-exact: outer IP
+# header, UDP/GRE/"TCP" header, tunnel header, inner frame) and hands them to
+# an underlay socket; the underlay hands back whole outer IP packets that
+# arrive for the socket's protocol and port.  On Linux this maps onto a raw
+# IP socket with IP_HDRINCL / IPV6_HDRINCL for sending, and for receiving a
+# UDP socket bound to the port (VXLAN, Geneve, LISP), a raw protocol-47
+# socket (GRE) or a raw TCP socket filtered by destination port (STT).
+
+AF_INET = 2
+AF_INET6 = 10
+IPPROTO_TCP = 6
+IPPROTO_UDP = 17
+IPPROTO_GRE = 47
+
+#: Receives a batch of outer IP packets (each from its IPv4/IPv6 header on).
+TunnelRxHandler = Callable[[Sequence[bytes]], None]
+
+
+@dataclass(frozen=True, slots=True)
+class TunnelRoute:
+    """What the underlay's routing says about a destination: the source
+    address the stack would use and the path MTU (the output device's MTU)."""
+
+    src: int
+    mtu: int
+
+
+@runtime_checkable
+class TunnelSocket(Protocol):
+    """One bound underlay socket of one address family."""
+
+    @property
+    def family(self) -> int:
+        """AF_INET or AF_INET6."""
+        ...
+
+    @property
+    def proto(self) -> int:
+        """IPPROTO_UDP, IPPROTO_GRE or IPPROTO_TCP."""
+        ...
+
+    @property
+    def port(self) -> int:
+        """The bound UDP/TCP destination port (0 for GRE)."""
+        ...
+
+    def send(self, packets: Sequence[bytes]) -> int:
+        """Transmit whole outer IP packets of this socket's family exactly as
+        given (the header is not rewritten: IP_HDRINCL).  Returns how many were
+        accepted.  Never raises for a packet that cannot be sent (no route,
+        longer than the path MTU): the socket counts it."""
+        ...
+
+    def route(self, dst: int) -> TunnelRoute | None:
+        """Source address and path MTU towards ``dst``, or None if unroutable."""
+        ...
+
+    def close(self) -> None: ...
+
+
+@runtime_checkable
+class TunnelUnderlay(Protocol):
+    """Implemented by a network namespace that can carry tunnel traffic."""
+
+    def tunnel_socket_open(
+        self, proto: int, port: int, family: int, on_receive: TunnelRxHandler
+    ) -> TunnelSocket:
+        """Bind an underlay socket.  Every packet of IP protocol ``proto``
+        addressed to a local address of this namespace (for UDP and TCP: with
+        destination port ``port``) is handed to ``on_receive`` as the whole IP
+        packet, header included; a backend that receives through a UDP socket
+        rebuilds the outer headers from the datagram's addresses, ports,
+        TOS/TTL (ancillary data).  Raises DeviceError (EADDRINUSE if the
+        protocol/port is taken, EAFNOSUPPORT if the family is unavailable)."""
+        ...

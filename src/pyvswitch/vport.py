@@ -96,7 +96,7 @@ class Vport:
     by the type's :class:`VportOps`."""
 
     #: Whether frames sent to this vport must be Ethernet (ARPHRD_ETHER).
-    l2: ClassVar[bool] = True
+    l2: bool = True
 
     def __init__(self, ops: VportOps, parms: VportParms) -> None:
         self.ops = ops

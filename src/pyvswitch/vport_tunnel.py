@@ -4,22 +4,68 @@ Tunnel options are the ones OVS users configure (``ovs-vsctl ...
 options:remote_ip=...`` or ``ovs-dpctl add-if dp0 vx0,type=vxlan,
 remote_ip=...``), parsed with the rules of OVS's ``set_tunnel_config`` and
 printed back in ``get_tunnel_config`` form.
+
+:class:`TunnelVport` is the send and receive path every tunnel type shares:
+
+* send: resolve the tunnel key (the frame's ``tun_info`` from a preceding
+  ``set(tunnel(...))``, else the port's fixed configuration as ofproto's
+  ``tnl_port_send`` would fill it), build the outer packet(s) -- the type's
+  header from :meth:`TunnelVport.tunnel_header` / :meth:`TunnelVport.tx_payloads`
+  inside UDP (source port from the inner flow hash) inside IPv4/IPv6 -- and
+  hand them to the underlay socket;
+* receive: the shared :class:`~pyvswitch.tunnel.TunnelListener` validates and
+  decapsulates (:meth:`TunnelVport.decap`), picks the vport by configuration
+  and calls :meth:`TunnelVport.tunnel_receive`, which hands the inner frame
+  and the tunnel metadata (as key bits) to ``Datapath.vport_receive_skb``.
+
+See ``docs/tunnels.md``.
 """
 
 from __future__ import annotations
 
-import errno
 import ipaddress
 import logging
+import struct
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, ClassVar
+from dataclasses import dataclass, replace
+from typing import ClassVar
 
+from . import flow
+from .device import AF_INET, AF_INET6, IPPROTO_GRE, IPPROTO_UDP, TunnelSocket
 from .errors import VportError
-from .vport import TX_DROPPED, Vport, VportOps, VportParms
-
-if TYPE_CHECKING:
-    from .skbuff import SkBuff
+from .flow import TUNNEL_CSUM, TUNNEL_DONT_FRAGMENT, TUNNEL_KEY, TUNNEL_SEQ
+from .gso import skb_resolve
+from .skbuff import CHECKSUM_PARTIAL, SkBuff
+from .tunnel import (
+    DROP_TUNNEL_POP,
+    DROP_TUNNEL_PUSH,
+    ETH_HLEN,
+    Decap,
+    Outer,
+    TunnelListener,
+    ecn_decapsulate,
+    ecn_encapsulate,
+    inner_hash,
+    inner_ip_fields,
+    listener_bind,
+    listener_unbind,
+    outer_ip,
+    udp_datagram,
+    udp_flow_src_port,
+)
+from .uapi import Tunnel
+from .vport import (
+    RX_DROPPED,
+    RX_ERRORS,
+    TX_BYTES,
+    TX_DROPPED,
+    TX_ERRORS,
+    TX_PACKETS,
+    Vport,
+    VportOps,
+    VportParms,
+)
+from .wire import WireError
 
 log = logging.getLogger(__name__)
 
@@ -235,19 +281,66 @@ def tunnel_config_options(
     return dict(sorted(out.items()))
 
 
+class TxDrop(Exception):
+    """Internal: a frame cannot be encapsulated.  ``dropped`` selects the
+    counter: tx_dropped (nothing to send it with) or tx_errors (failure)."""
+
+    def __init__(self, reason: str, *, dropped: bool = False) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.dropped = dropped
+
+
+@dataclass(slots=True)
+class TxKey:
+    """A resolved transmit tunnel key: the ``set(tunnel(...))`` metadata (or
+    the key ofproto would build from the port's configuration) plus what the
+    underlay's routing adds (source address, path MTU)."""
+
+    family: int
+    src: int
+    dst: int
+    tos: int
+    ttl: int
+    df: bool
+    tun_id: int
+    flags: int
+    tp_dst: int
+    mtu: int
+    geneve_opts: bytes = b""
+    gbp: int = 0
+
+
 class TunnelVport(Vport):
-    """Base of the tunnel vports.  Subclasses set the class attributes."""
+    """Base of the tunnel vports.  Subclasses set the class attributes and
+    implement :meth:`tunnel_header` (UDP tunnels) or :meth:`tx_payloads`, and
+    :meth:`decap`."""
 
     default_dst_port: ClassVar[int] = 0
     default_packet_type: ClassVar[str] = "legacy_l2"
     keyed: ClassVar[bool] = True
+    #: the underlay IP protocol (UDP, GRE or TCP for STT)
+    ip_proto: ClassVar[int] = IPPROTO_UDP
+    #: ``udp_flow_src_port`` range (min >= max: the ephemeral range)
+    sport_min: ClassVar[int] = 0
+    sport_max: ClassVar[int] = 0
 
     def __init__(self, ops: VportOps, parms: VportParms) -> None:
         self.config = TunnelConfig()
+        self.listener: TunnelListener | None = None
+        self._ip_id = 0
+        self._gre_seq = 0
         super().__init__(ops, parms)
 
+    # -- options and binding ---------------------------------------------------------
+
+    @property
+    def listen_group(self) -> str:
+        """Vport types that may share one listener (GRE and GRE64 do)."""
+        return self.type_name
+
     def set_options(self, options: Mapping[str, str]) -> None:
-        self.config = parse_tunnel_config(
+        cfg = parse_tunnel_config(
             self.name,
             self.type_name,
             options,
@@ -255,7 +348,33 @@ class TunnelVport(Vport):
             default_packet_type=self.default_packet_type,
             keyed=self.keyed,
         )
+        old = self.config
+        had_listener = self.listener is not None
+        self._unbind()
+        self.config = cfg
+        try:
+            self._bind()
+        except VportError:
+            self.config = old
+            if had_listener:
+                self._bind()
+            raise
         self.options = dict(options)
+        self.config_changed()
+
+    def config_changed(self) -> None:
+        """Hook: the configuration was replaced."""
+
+    def _bind(self) -> None:
+        port = 0 if self.ip_proto == IPPROTO_GRE else self.config.dst_port
+        self.listener = listener_bind(
+            self, self.ip_proto, port, self.listen_group, type(self).decap
+        )
+
+    def _unbind(self) -> None:
+        if self.listener is not None:
+            listener_unbind(self, self.listener)
+            self.listener = None
 
     def get_options(self) -> dict[str, str]:
         return tunnel_config_options(
@@ -264,28 +383,263 @@ class TunnelVport(Vport):
             default_packet_type=self.default_packet_type,
         )
 
+    def destroy(self) -> None:
+        self._unbind()
+
+    # -- counters ----------------------------------------------------------------------
+
+    def _count_dp_drop(self, reason: str) -> None:
+        drops = self.dp.drops
+        drops[reason] = drops.get(reason, 0) + 1
+
+    def count_rx_error(self, reason: str) -> None:
+        """A received packet dropped as malformed (rx_errors)."""
+        self.stats.this_cpu()[RX_ERRORS] += 1
+        self._count_dp_drop(reason)
+
+    def count_rx_drop(self, reason: str) -> None:
+        """A received packet dropped for lack of a taker (rx_dropped)."""
+        self.stats.this_cpu()[RX_DROPPED] += 1
+        self._count_dp_drop(reason)
+
+    # -- send ----------------------------------------------------------------------------
+
     def send(self, frames: Sequence[bytes | SkBuff]) -> None:
-        # Encapsulation and the underlay are not implemented yet (issue 7):
-        # every frame sent to a tunnel port is a counted drop.
-        self.stats.this_cpu()[TX_DROPPED] += len(frames)
+        """``ops->send``: encapsulate every frame and hand the outer packets
+        to the underlay.  The tunnel key is the frame's ``tun_info`` (from a
+        ``set(tunnel(...))``), else the one built from the port's fixed
+        configuration; a frame with neither is a counted drop."""
+        row = self.stats.this_cpu()
+        for fr in frames:
+            if type(fr) is bytes:
+                data: bytes = fr
+                skb: SkBuff | None = None
+                tun: Tunnel | None = None
+                protocol = 0
+            else:
+                assert isinstance(fr, SkBuff)
+                skb = fr
+                data, tun, protocol = fr.data, fr.tun_info, fr.protocol
+            try:
+                sock, packets = self._encap(data, protocol, skb, tun)
+            except TxDrop as e:
+                row[TX_DROPPED if e.dropped else TX_ERRORS] += 1
+                self._count_dp_drop(DROP_TUNNEL_PUSH)
+                log.debug("%s: dropped frame on send: %s", self.name, e.reason)
+                continue
+            except (WireError, ValueError, IndexError, struct.error) as e:
+                row[TX_ERRORS] += 1
+                self._count_dp_drop(DROP_TUNNEL_PUSH)
+                log.debug("%s: cannot encapsulate: %s", self.name, e)
+                continue
+            if sock.send(packets) == len(packets):
+                row[TX_PACKETS] += 1
+                row[TX_BYTES] += len(data)
+            else:
+                row[TX_ERRORS] += 1
 
-
-def check_dst_port_free(vport: TunnelVport) -> None:
-    """Two tunnel ports of the same type cannot share a UDP/TCP port unless
-    their receive configuration differs (checked when the underlay binds)."""
-    for other in vport.dp.ports.values():
-        if (
-            other is not vport
-            and isinstance(other, TunnelVport)
-            and other.type == vport.type
-            and other.config.dst_port == vport.config.dst_port
-            and other.config.remote_ip == vport.config.remote_ip
-            and other.config.remote_ip_flow == vport.config.remote_ip_flow
-            and other.config.in_key == vport.config.in_key
-            and other.config.in_key_flow == vport.config.in_key_flow
-            and other.config.local_ip == vport.config.local_ip
-        ):
-            raise VportError(
-                f"{vport.name}: same tunnel configuration as port {other.name}",
-                errno=errno.EEXIST,
+    def _encap(
+        self, data: bytes, protocol: int, skb: SkBuff | None, tun: Tunnel | None
+    ) -> tuple[TunnelSocket, list[bytes]]:
+        if self.listener is None:
+            raise TxDrop("no tunnel underlay in this namespace")
+        k = self.tx_key(data, protocol, tun)
+        sock = self.listener.sockets[k.family]
+        payloads = self.tx_payloads(data, protocol, skb, k)
+        out = []
+        for p in payloads:
+            ident = self._ip_id
+            self._ip_id = (ident + 1) & 0xFFFF
+            out.append(
+                outer_ip(
+                    k.family,
+                    k.src,
+                    k.dst,
+                    self.ip_proto,
+                    p,
+                    tos=k.tos,
+                    ttl=k.ttl,
+                    df=k.df,
+                    ident=ident,
+                )
             )
+        return sock, out
+
+    def tx_key(self, data: bytes, protocol: int, tun: Tunnel | None) -> TxKey:
+        """Resolve the transmit key: ``tun`` if given (kernel vports use only
+        it), else the port's configuration the way ofproto's
+        ``tnl_port_send`` fills the flow's tunnel metadata; then outer ECN
+        from the inner packet, source address and MTU from the route."""
+        cfg = self.config
+        inner = inner_ip_fields(data, protocol)
+        if tun is not None:
+            if tun.ipv6_dst:
+                family, dst, src = AF_INET6, tun.ipv6_dst, tun.ipv6_src
+            elif tun.ipv4_dst:
+                family, dst, src = AF_INET, tun.ipv4_dst, tun.ipv4_src
+            else:
+                raise TxDrop("tunnel key without a destination", dropped=True)
+            tos, ttl, flags, tun_id = tun.tos, tun.ttl or DEFAULT_TTL, tun.flags, tun.tun_id
+            tp_dst, opts, gbp = tun.tp_dst, tun.geneve_opts, tun.gbp or 0
+        else:
+            if cfg.remote_ip is None:
+                raise TxDrop("remote_ip=flow and no tunnel key (set(tunnel(...)))", dropped=True)
+            family = AF_INET6 if cfg.ipv6 else AF_INET
+            dst, src = cfg.remote_ip, 0
+            ttl = inner[1] if cfg.ttl_inherit and inner is not None else cfg.ttl
+            tos = inner[0] & 0xFC if cfg.tos_inherit and inner is not None else cfg.tos
+            flags = (
+                (TUNNEL_DONT_FRAGMENT if cfg.dont_fragment else 0)
+                | (TUNNEL_CSUM if cfg.csum else 0)
+                | (TUNNEL_KEY if cfg.out_key_present else 0)
+                | (TUNNEL_SEQ if cfg.set_seq else 0)
+            )
+            tun_id = 0 if cfg.out_key_flow else cfg.out_key
+            tp_dst, opts, gbp = cfg.dst_port, b"", 0
+        tos = ecn_encapsulate(tos, inner[0] if inner is not None else None)
+        assert self.listener is not None
+        sock = self.listener.sockets.get(family)
+        if sock is None:
+            raise TxDrop("no underlay socket for the address family")
+        route = sock.route(dst)
+        if route is None:
+            raise TxDrop("no route to the remote tunnel endpoint")
+        if not src:
+            same_family = cfg.ipv6 == (family == AF_INET6)
+            src = cfg.local_ip if cfg.local_ip is not None and same_family else route.src
+        return TxKey(
+            family,
+            src,
+            dst,
+            tos,
+            ttl,
+            bool(flags & TUNNEL_DONT_FRAGMENT),
+            tun_id,
+            flags,
+            tp_dst,
+            route.mtu,
+            opts,
+            gbp,
+        )
+
+    @staticmethod
+    def finished(data: bytes, protocol: int, skb: SkBuff | None) -> list[bytes]:
+        """The inner packets with offloads resolved (software GSO, checksum
+        completion): a tunnel header carries no offload state (STT aside)."""
+        if skb is None or not (skb.gso_size or skb.ip_summed == CHECKSUM_PARTIAL):
+            return [data]
+        if not protocol:
+            return skb_resolve(skb)
+        # an L3 packet: resolve it behind a throw-away Ethernet header
+        c = skb.clone()
+        c.data = bytes(12) + protocol.to_bytes(2, "big") + data
+        c.csum_start += ETH_HLEN
+        return [p[ETH_HLEN:] for p in skb_resolve(c)]
+
+    def src_port(self, data: bytes, protocol: int, skb: SkBuff | None) -> int:
+        """The outer UDP/TCP source port from the inner flow hash."""
+        h = skb.hash if skb is not None and skb.hash else inner_hash(data, protocol)
+        return udp_flow_src_port(h, self.sport_min, self.sport_max)
+
+    def tx_dst_port(self, k: TxKey) -> int:
+        return self.config.dst_port
+
+    def udp_csum(self, k: TxKey) -> bool:
+        """Whether the outer UDP checksum is computed (``TUNNEL_CSUM``)."""
+        return bool(k.flags & TUNNEL_CSUM)
+
+    def tunnel_header(self, inner: bytes, protocol: int, k: TxKey) -> bytes:
+        """UDP tunnels: the tunnel header followed by the inner packet."""
+        raise NotImplementedError
+
+    def tx_payloads(self, data: bytes, protocol: int, skb: SkBuff | None, k: TxKey) -> list[bytes]:
+        """The IP payloads (one per outer packet) carrying one frame.  The
+        default builds UDP datagrams around :meth:`tunnel_header`."""
+        sport = self.src_port(data, protocol, skb)
+        dport = self.tx_dst_port(k)
+        csum = self.udp_csum(k)
+        return [
+            udp_datagram(
+                k.family,
+                k.src,
+                k.dst,
+                sport,
+                dport,
+                self.tunnel_header(inner, protocol, k),
+                csum=csum,
+            )
+            for inner in self.finished(data, protocol, skb)
+        ]
+
+    def fill_metadata_dst(self, skb: SkBuff, key: int = 0) -> Tunnel | None:
+        """``ovs_vport_get_egress_tun_info``: the tunnel key an output of
+        ``skb`` would use, with the source address, source port and
+        destination port filled in (for ``userspace(egress_tun_port)``)."""
+        tun = skb.tun_info
+        if tun is None or self.listener is None:
+            return None
+        try:
+            k = self.tx_key(skb.data, skb.protocol, tun)
+        except TxDrop:
+            return None
+        if self.ip_proto == IPPROTO_GRE:
+            sport = dport = 0
+        else:
+            sport, dport = self.src_port(skb.data, skb.protocol, skb), self.tx_dst_port(k)
+        if k.family == AF_INET6:
+            return replace(tun, ipv6_src=k.src, tp_src=sport, tp_dst=dport)
+        return replace(tun, ipv4_src=k.src, tp_src=sport, tp_dst=dport)
+
+    # -- receive -------------------------------------------------------------------------
+
+    @classmethod
+    def decap(cls, listener: TunnelListener, outer: Outer) -> Decap | None:
+        """Validate and strip the tunnel header of a received outer packet
+        (before the vport is known).  Raises WireError to drop it; None if
+        the packet was consumed without a frame (STT reassembly)."""
+        raise NotImplementedError
+
+    def rx_check(self, d: Decap) -> str | None:
+        """Checks that depend on the port's configuration; a reason to drop."""
+        return None
+
+    def tunnel_receive(self, d: Decap, outer: Outer) -> None:
+        """Deliver a decapsulated packet to the datapath with its tunnel
+        metadata (``ovs_vport_receive`` with ``tun_info``)."""
+        reason = self.rx_check(d)
+        inner: bytes | None = d.inner
+        if reason is None:
+            inner = ecn_decapsulate(outer.tos, d.inner, d.protocol)
+            if inner is None:
+                reason = "ecn: CE on a not-ECT inner packet"
+        if reason is not None or inner is None:
+            if self.listener is not None:
+                self.listener.count_error(reason or "malformed", self)
+            else:
+                self.count_rx_error(DROP_TUNNEL_POP)
+            return
+        v6 = outer.family == AF_INET6
+        tun = flow.tunnel_key_bits(
+            tun_id=d.tun_id,
+            ipv4_src=0 if v6 else outer.src,
+            ipv4_dst=0 if v6 else outer.dst,
+            ipv6_src=outer.src if v6 else 0,
+            ipv6_dst=outer.dst if v6 else 0,
+            flags=d.flags,
+            tos=outer.tos,
+            ttl=outer.ttl,
+            tp_src=d.tp_src,
+            tp_dst=d.tp_dst,
+            opts=d.opts,
+            ipv6=v6,
+        )
+        skb = SkBuff(
+            inner,
+            protocol=d.protocol,
+            ip_summed=d.ip_summed,
+            csum_start=d.csum_start,
+            csum_offset=d.csum_offset,
+            gso_size=d.gso_size,
+            gso_type=d.gso_type,
+        )
+        self.dp.vport_receive_skb(self, skb, tun=tun)
