@@ -320,7 +320,7 @@ class Datapath:
             mask = (1 << (flow.KEY_BYTES * 8)) - 1
         if ufid is not None and not 1 <= len(ufid) <= 16:
             raise FlowError("a UFID is 1 to 16 bytes")
-        validate_actions(actions, key)
+        validate_actions(actions, key & mask)  # the kernel validates with the masked key
         if not create:
             f = self._find(key, mask, ufid)
             if f is None:

@@ -27,7 +27,8 @@ ETH_P_IPV6 = 0x86DD
 
 def skb_checksum_help(skb: SkBuff) -> bytes:
     """Finish a partial checksum: sum from ``csum_start`` to the end (the field
-    already holds the pseudo-header sum) and store the complement."""
+    already holds the pseudo-header sum) and store the complement.  Returns
+    the finished frame (``skb`` is not changed)."""
     data = skb.data
     if skb.ip_summed != CHECKSUM_PARTIAL:
         return data
@@ -35,9 +36,9 @@ def skb_checksum_help(skb: SkBuff) -> bytes:
     off = start + skb.csum_offset
     if start >= len(data) or off + 2 > len(data):
         return data
-    cs = ~csum_fold(csum_partial(data[start:])) & 0xFFFF
-    if cs == 0 and skb.csum_offset == 6:  # UDP: 0 means "no checksum"
-        cs = 0xFFFF
+    # csum_fold(csum) ?: CSUM_MANGLED_0 -- for every protocol, as the kernel
+    # does (0 would mean "no checksum" to UDP; 0xFFFF is the same value).
+    cs = (~csum_fold(csum_partial(data[start:])) & 0xFFFF) or 0xFFFF
     return data[:off] + cs.to_bytes(2, "big") + data[off + 2 :]
 
 

@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING
 
 from . import flow
-from .skbuff import SKB_GSO_UDP, SkBuff
+from .skbuff import CHECKSUM_PARTIAL, SKB_GSO_UDP, SkBuff
 from .uapi import OVS_PACKET_CMD_ACTION, OVS_PACKET_CMD_MISS, Action, Tunnel, Upcall
 
 if TYPE_CHECKING:
@@ -28,7 +28,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 DEFAULT_CHANNEL_DEPTH = 4096
-MAX_UPCALL_PACKET = 65535
+#: The packet attribute (4-byte netlink header + frame) must fit nla_len (u16).
+MAX_UPCALL_PACKET = 0xFFFF - 4
 
 _portids = itertools.count(1)
 
@@ -103,7 +104,10 @@ class UpcallInfo:
 def queue_userspace_packet(
     dp: Datapath, data: bytes, key: int, info: UpcallInfo, *, cutlen: int = 0, skb_hash: int = 0
 ) -> int:
-    """Build and queue one upcall message; 0 or a negative errno."""
+    """Build and queue one upcall message; 0 or a negative errno.
+
+    ``cutlen`` bytes are cut from the tail (a preceding ``trunc``) and the
+    original length is reported in ``orig_len`` (``OVS_PACKET_ATTR_LEN``)."""
     if info.portid == 0:
         return -errno.ENOTCONN
     channel = dp.upcall_channels.get(info.portid)
@@ -131,7 +135,9 @@ def queue_userspace_packet(
     return channel.put(up)
 
 
-def queue_gso_packets(dp: Datapath, skb: SkBuff, key: int, info: UpcallInfo) -> int:
+def queue_gso_packets(
+    dp: Datapath, skb: SkBuff, key: int, info: UpcallInfo, *, skb_hash: int = 0
+) -> int:
     """Segment a GSO super-packet in software and queue each segment with the
     same key; for UDP fragmentation offload, segments after the first carry
     ``frag=later``.  The first failure stops the rest (one ``lost``)."""
@@ -142,7 +148,9 @@ def queue_gso_packets(dp: Datapath, skb: SkBuff, key: int, info: UpcallInfo) -> 
     if skb.gso_type & SKB_GSO_UDP:
         later_key = flow.key_set(key, "ip_frag", flow.OVS_FRAG_TYPE_LATER)
     for i, seg in enumerate(segments):
-        err = queue_userspace_packet(dp, seg, key if i == 0 else later_key, info)
+        err = queue_userspace_packet(
+            dp, seg, key if i == 0 else later_key, info, cutlen=skb.cutlen, skb_hash=skb_hash
+        )
         if err:
             return err
     return 0
@@ -150,17 +158,20 @@ def queue_gso_packets(dp: Datapath, skb: SkBuff, key: int, info: UpcallInfo) -> 
 
 def ovs_dp_upcall(dp: Datapath, skb: SkBuff | bytes, key: int, info: UpcallInfo) -> int:
     """Send a packet to userspace; 0 or a negative errno (the caller counts
-    ``lost``)."""
+    ``lost``).  The upcall carries the packet hash the datapath used (the
+    kernel's ``OVS_PACKET_ATTR_HASH``), computed from the key if the packet
+    had none."""
     if isinstance(skb, SkBuff):
+        skb_hash = skb.hash or flow.key_hash(key)
         if skb.is_gso():
-            return queue_gso_packets(dp, skb, key, info)
+            return queue_gso_packets(dp, skb, key, info, skb_hash=skb_hash)
         data = skb.data
-        if skb.ip_summed == 3:  # CHECKSUM_PARTIAL: resolve before handing up
+        if skb.ip_summed == CHECKSUM_PARTIAL:  # resolved before handing up
             from .gso import skb_checksum_help
 
             data = skb_checksum_help(skb)
-        return queue_userspace_packet(dp, data, key, info, cutlen=skb.cutlen, skb_hash=skb.hash)
-    return queue_userspace_packet(dp, skb, key, info)
+        return queue_userspace_packet(dp, data, key, info, cutlen=skb.cutlen, skb_hash=skb_hash)
+    return queue_userspace_packet(dp, skb, key, info, skb_hash=flow.key_hash(key))
 
 
 # ---------------------------------------------------------------------------
