@@ -6,7 +6,9 @@ import io
 import subprocess
 import sys
 
-from pyvswitch.demo import run_demo
+import pytest
+
+from pyvswitch.demo import run_demo, run_tunnel_demo
 
 
 def run(*args: str) -> subprocess.CompletedProcess[str]:
@@ -24,6 +26,19 @@ def test_demo_pings_and_shows_datapath() -> None:
     assert "  port 0: dp0 (internal)\n" in text
     assert "  port 1: p1\n    RX packets:4 errors:0 dropped:0 overruns:? frame:?\n" in text
     assert "upcall miss on port 1: arp" in text
+    # part 2: two datapaths joined by a VXLAN tunnel
+    assert text.count("3 packets transmitted, 3 received, 0% packet loss") == 2
+    assert "port 2: t0 (vxlan: key=flow, remote_ip=flow)" in text
+    assert (
+        "tunnel(tun_id=0x1389,src=192.168.100.2,dst=192.168.100.1,flags(+key)),in_port(2),eth(),"
+        " packets:4, bytes:336" in text
+    )
+
+
+@pytest.mark.parametrize("kind", ["gre", "gre64", "vxlan", "geneve", "stt"])
+def test_tunnel_demo_every_l2_tunnel(kind: str) -> None:
+    out = io.StringIO()
+    assert run_tunnel_demo(out, kind) == 0, out.getvalue()
 
 
 def test_demo_command() -> None:

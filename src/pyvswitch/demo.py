@@ -1,9 +1,13 @@
 """``pyvswitch demo``: the main job on the in-memory backend (no root).
 
-Two hosts on one datapath: h1 pings h2.  The first packets miss, go up to a
-MAC-learning handler that installs megaflows and re-injects them (execute);
-the rest hit.  Then the datapath and its flows are shown the way
+Part 1 -- two hosts on one datapath: h1 pings h2.  The first packets miss, go
+up to a MAC-learning handler that installs megaflows and re-injects them
+(execute); the rest hit.  Then the datapath and its flows are shown the way
 ``ovs-dpctl show -s`` and ``ovs-dpctl dump-flows`` print them.
+
+Part 2 -- two datapaths in two namespaces joined by a tunnel (VXLAN by
+default): h1 pings h2 across it; the flows show the tunnel metadata the
+receiving side matches on.
 """
 
 from __future__ import annotations
@@ -12,10 +16,11 @@ import sys
 from typing import TextIO
 
 from . import flow
-from .backends.memory import MemoryWorld
+from .backends.memory import MemoryWorld, tunnel_demo_topology
 from .datapath import Openvswitch
 from .dpctl import Dpctl
 from .learning import LearningSwitch
+from .odp import parse_actions, parse_flow
 from .uapi import Upcall
 from .upcall import upcall_cmd_name
 
@@ -41,8 +46,17 @@ class _TracingSwitch(LearningSwitch):
         super().handle_upcall(upcall)
 
 
-def run_demo(out: TextIO = sys.stdout, count: int = 3) -> int:
-    """Build the topology, ping, print.  Returns 0 if every ping was answered."""
+def run_demo(out: TextIO = sys.stdout, count: int = 3, tunnel: str | None = "vxlan") -> int:
+    """Both parts of the demo; 0 if every ping was answered."""
+    rc = run_switch_demo(out, count)
+    if tunnel:
+        print("-" * 78 + "\n", file=out)
+        rc |= run_tunnel_demo(out, tunnel, count)
+    return rc
+
+
+def run_switch_demo(out: TextIO = sys.stdout, count: int = 3) -> int:
+    """Part 1: two hosts, one datapath, a learning handler; ping and show."""
     world = MemoryWorld()
     sw = world.netns("switch")
     h1 = world.netns("h1")
@@ -78,8 +92,65 @@ def run_demo(out: TextIO = sys.stdout, count: int = 3) -> int:
     )
     print("$ pyvswitch dpctl show -s", file=out)
     print(dpctl.show(stats=True), file=out)
-    dump = getattr(dpctl, "dump_flows", None)
-    if dump is not None:
-        print("$ pyvswitch dpctl dump-flows", file=out)
-        print(dump(), file=out)
+    print("$ pyvswitch dpctl dump-flows", file=out)
+    print(dpctl.dump_flows(), file=out)
+    return 0 if result.received == result.sent else 1
+
+
+TUNNEL_KEY = 5001
+
+
+def run_tunnel_demo(out: TextIO = sys.stdout, kind: str = "vxlan", count: int = 3) -> int:
+    """Two datapaths joined by a ``kind`` tunnel (not LISP: it needs L3 flows);
+    ping across.  The flows are written in OVS's flow syntax: the sending side
+    sets the tunnel key (``set(tunnel(...))``), the receiving side matches it."""
+    topo = tunnel_demo_topology(kind, options={"remote_ip": "flow", "key": "flow"}, flows=False)
+    dpctl = Dpctl(topo.ovs, topo.sw_a, dp_type="memory")
+    print(f"pyvswitch demo: two datapaths joined by a {kind} tunnel, in memory\n", file=out)
+    print(
+        f"  h1 10.0.0.1 -- [p1] dpA [t0 {kind}] ==192.168.100.1/.2== [t0 {kind}] dpB [p1] -- "
+        "h2 10.0.0.2\n",
+        file=out,
+    )
+    sides = (
+        (topo.dp_a, topo.underlay_a, topo.underlay_b),
+        (topo.dp_b, topo.underlay_b, topo.underlay_a),
+    )
+    for dp, local, remote in sides:
+        t = topo.tun_a.port_no
+        flows = (
+            (
+                "in_port(1),eth()",
+                f"set(tunnel(tun_id={TUNNEL_KEY:#x},dst={remote},ttl=64,flags(df|key))),{t}",
+            ),
+            (
+                f"tunnel(tun_id={TUNNEL_KEY:#x},src={remote},dst={local},flags(+key)),"
+                f"in_port({t}),eth()",
+                "1",
+            ),
+        )
+        for match, actions in flows:
+            print(f"$ pyvswitch dpctl add-flow memory@{dp.name} '{match}' '{actions}'", file=out)
+            parsed = parse_flow(match)
+            dp.flow_put(parsed.key, parsed.mask, parse_actions(actions))
+    print(file=out)
+    print(f"h1$ ping -c {count} 10.0.0.2", file=out)
+    result = None
+    for seq in range(1, count + 1):
+        result = topo.h1.ping("10.0.0.2", result=result)
+        topo.world.run()
+        if len(result.rtts) == seq:
+            rtt = result.rtts[-1] * 1000
+            print(f"  64 bytes from 10.0.0.2: icmp_seq={seq} ttl=64 time={rtt:.3f} ms", file=out)
+    assert result is not None
+    loss = 100 * (result.sent - result.received) // max(result.sent, 1)
+    print(
+        f"  {result.sent} packets transmitted, {result.received} received, {loss}% packet loss\n",
+        file=out,
+    )
+    print("$ pyvswitch dpctl show", file=out)
+    print(dpctl.show(), file=out)
+    for name in ("dpA",):
+        print(f"$ pyvswitch dpctl dump-flows memory@{name}", file=out)
+        print(dpctl.dump_flows(f"memory@{name}"), file=out)
     return 0 if result.received == result.sent else 1
