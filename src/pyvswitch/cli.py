@@ -246,11 +246,18 @@ def build_parser() -> argparse.ArgumentParser:
 
     d = sub.add_parser(
         "demo",
-        help="run the in-memory demo: two hosts, one datapath, a ping (no root)",
-        description="Build two hosts on one datapath in memory, ping, and show the "
-        "datapath the way ovs-dpctl does.",
+        help="run the in-memory demo: a switch, then a tunnel between two datapaths (no root)",
+        description="Part 1: two hosts on one datapath in memory, a MAC-learning upcall "
+        "handler, a ping, and the datapath shown the way ovs-dpctl does. Part 2: two "
+        "datapaths joined by a tunnel (flows in OVS syntax), a ping across.",
     )
     d.add_argument("-c", "--count", type=int, default=3, help="pings to send (default 3)")
+    d.add_argument(
+        "--tunnel",
+        default="vxlan",
+        choices=("vxlan", "geneve", "gre", "gre64", "stt", "none"),
+        help="tunnel type for part 2 (default vxlan; none skips part 2)",
+    )
 
     from .daemon import add_arguments
 
@@ -594,7 +601,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             if args.count < 1:
                 parser.error("--count must be at least 1")
-            return run_demo(count=args.count)
+            return run_demo(count=args.count, tunnel=None if args.tunnel == "none" else args.tunnel)
         if args.command == "daemon":
             from .daemon import run_daemon
 
