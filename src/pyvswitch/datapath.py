@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING
 from . import flow
 from .actions import DROP_INVALID_PORT, count_drop, ovs_execute_actions, validate_actions
 from .errors import DatapathError, FlowError, VportError
-from .flow import key_extract, key_hash
+from .flow import RAW_MASKS, RAW_WINDOW, key_extract, key_hash, raw_min_len
 from .flow_table import Flow, FlowTable
 from .meter import MeterTable
 from .percpu import PcpuCounters, smp_processor_id
@@ -405,7 +405,13 @@ class Datapath:
         vrow[RX_PACKETS] += len(frames)
         vrow[RX_BYTES] += sum(map(len, frames))
         md = vport.md
-        emc_get = self.table.emc.get
+        table = self.table
+        emc_get = table.emc.get
+        raw = table.raw_cache(vport.port_no)
+        raw_get = raw.get
+        raw_masks = RAW_MASKS
+        raw_limit = table.emc_size
+        from_bytes = int.from_bytes
         extract = key_extract
         groups: dict[Flow, list[bytes]] = {}
         slow_keys: dict[Flow, list[int]] = {}
@@ -420,19 +426,41 @@ class Datapath:
             if type(data) is not bytes:
                 skbs.append(data)  # type: ignore[arg-type]
                 continue
-            key = extract(data, md)
-            if key is None:
-                errors += 1
-                continue
-            e = emc_get(key)
-            if e is None:
-                e = self._megaflow_lookup(key)
-                if e is None:
-                    misses.append((data, key))
-                    continue
-                n_lookup += 1
-            else:
+            n = len(data)
+            window = 0
+            r = None
+            if n >= RAW_WINDOW:
+                m = raw_masks[data[23]]
+                if m:
+                    window = from_bytes(data[0:RAW_WINDOW], "big") & m
+                    r = raw_get(window)
+                    if r is not None and n < r[2]:
+                        r = None
+            if r is not None:
+                e, key, _min_len = r
                 n_emc += 1
+            else:
+                k = extract(data, md)
+                if k is None:
+                    errors += 1
+                    continue
+                key = k
+                hit = emc_get(key)
+                if hit is None:
+                    hit = self._megaflow_lookup(key)
+                    if hit is None:
+                        misses.append((data, key))
+                        continue
+                    n_lookup += 1
+                else:
+                    n_emc += 1
+                e = hit
+                if window and raw_limit:
+                    min_len = raw_min_len(data)
+                    if min_len:
+                        if len(raw) >= raw_limit:
+                            raw.clear()  # bounded: a full cache starts over
+                        raw[window] = (e, key, min_len)
             f = e[0]
             if e[1]:
                 flags[f] = flags.get(f, 0) | e[1]
@@ -500,7 +528,9 @@ class Datapath:
             return None
         e = (f, key & _TCP_FLAGS_MASK)
         emc = table.emc
-        if len(emc) < table.emc_size:
+        if table.emc_size:
+            if len(emc) >= table.emc_size:
+                emc.clear()  # bounded: a full cache starts over
             emc[key] = e
         return e
 
@@ -557,7 +587,9 @@ class Datapath:
             if f is None:
                 self._miss(vport, skb, key, row)
                 return
-            if len(table.emc) < table.emc_size:
+            if table.emc_size:
+                if len(table.emc) >= table.emc_size:
+                    table.emc.clear()
                 table.emc[key] = (f, key & _TCP_FLAGS_MASK)
         else:
             f = e[0]

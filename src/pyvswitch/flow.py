@@ -645,6 +645,66 @@ def _parse_nd(data: bytes, th: int, n: int) -> int:
 
 
 # --------------------------------------------------------------------------
+# The raw-window cache
+#
+# For the commonest frames -- untagged IPv4 with a 20-byte header, not a
+# fragment, carrying TCP or UDP -- the key is a function of the first 48
+# bytes of the frame minus the bytes that change per packet (IP length, id
+# and checksum, TCP sequence and acknowledgment numbers, UDP length, checksum
+# and payload), plus the frame length (whether the L4 header is all there)
+# and the port's metadata.  The datapath keeps, per input port, a cache from
+# that masked window to the key and its flow, and skips key extraction on a
+# hit.  The masks keep the Ethernet type, the version/IHL byte, the fragment
+# word and the protocol byte, so a hit implies the same packet class as the
+# frame the entry was made from; the entry records the minimum frame length.
+
+RAW_WINDOW: Final = 48
+
+
+def _raw_window_mask(*keep: tuple[int, int]) -> int:
+    m = 0
+    for lo, hi in keep:
+        for i in range(lo, hi):
+            m |= 0xFF << ((RAW_WINDOW - 1 - i) * 8)
+    return m
+
+
+#: eth 0-13, version/IHL 14, TOS 15, fragment word 20-21, TTL and protocol
+#: 22-23, addresses 26-33, ports 34-37
+RAW_MASK_UDP: Final = _raw_window_mask((0, 16), (20, 24), (26, 38))
+#: ... plus the TCP data offset and flags (46-47)
+RAW_MASK_TCP: Final = _raw_window_mask((0, 16), (20, 24), (26, 38), (46, 48))
+#: window mask by the frame's byte 23 (the IPv4 protocol if the frame is IPv4)
+RAW_MASKS: Final[tuple[int, ...]] = tuple(
+    RAW_MASK_TCP if p == IPPROTO_TCP else RAW_MASK_UDP if p == IPPROTO_UDP else 0
+    for p in range(256)
+)
+
+
+def raw_min_len(data: bytes) -> int:
+    """If ``data`` may be cached by its raw window, the frame length an entry
+    made from it requires (so that the same L4 header is present); else 0."""
+    if (
+        len(data) < RAW_WINDOW
+        or data[12] != 0x08
+        or data[13] != 0x00
+        or data[14] != 0x45
+        or data[20] & 0x3F
+        or data[21]
+    ):
+        return 0
+    proto = data[23]
+    if proto == IPPROTO_UDP:
+        return RAW_WINDOW
+    if proto == IPPROTO_TCP:
+        doff = (data[46] >> 4) * 4
+        if doff < 20 or 34 + doff > len(data):
+            return 0
+        return max(RAW_WINDOW, 34 + doff)
+    return 0
+
+
+# --------------------------------------------------------------------------
 # Hashing
 
 

@@ -156,6 +156,8 @@ class FlowTable:
         self.set_mask_cache_size(mask_cache_size)
         #: exact-match cache: key -> (flow, the key's tcp_flags)
         self.emc: dict[int, tuple[Flow, int]] = {}
+        #: per input port: raw frame window -> (EMC entry, key, min frame length)
+        self.raw: dict[int, dict[int, tuple[tuple[Flow, int], int, int]]] = {}
         self.emc_size = emc_size
         self._probes: list[tuple[int, Callable[[int], Flow | None]]] = []
         self._clock = clock
@@ -177,7 +179,19 @@ class FlowTable:
         self.mc_index = [0] * size
 
     def emc_flush(self) -> None:
+        """Empty the exact-match caches (done on every table change)."""
         self.emc.clear()
+        for raw in self.raw.values():
+            raw.clear()
+
+    def raw_cache(self, port_no: int) -> dict[int, tuple[tuple[Flow, int], int, int]]:
+        """The raw-window cache of one input port (see :mod:`pyvswitch.flow`,
+        ``RAW_MASKS``): masked 48-byte frame window -> (EMC entry, key, the
+        frame length the entry needs)."""
+        raw = self.raw.get(port_no)
+        if raw is None:
+            raw = self.raw[port_no] = {}
+        return raw
 
     # -- lookup ------------------------------------------------------------------
 
@@ -327,7 +341,7 @@ class FlowTable:
         if flow.ufid is not None:
             self.ufid_table[flow.ufid] = flow
         self.count += 1
-        self.emc.clear()
+        self.emc_flush()
 
     def remove(self, flow: Flow) -> None:
         """``ovs_flow_tbl_remove``."""
@@ -339,7 +353,7 @@ class FlowTable:
         self.count -= 1
         flow.dead = True
         self._mask_remove(m)
-        self.emc.clear()
+        self.emc_flush()
 
     def flush(self) -> None:
         """``ovs_flow_tbl_flush``."""
@@ -351,7 +365,7 @@ class FlowTable:
         self.mask_capacity = MASK_ARRAY_SIZE_MIN
         self.ufid_table.clear()
         self.count = 0
-        self.emc.clear()
+        self.emc_flush()
         self._probes = []
         size = len(self.mc_hash)
         self.mc_hash = [0] * size
@@ -359,7 +373,7 @@ class FlowTable:
 
     def replace_actions(self, flow: Flow, actions: Sequence[Action]) -> None:
         flow.set_actions(actions)
-        self.emc.clear()
+        self.emc_flush()
 
     def __iter__(self) -> Iterator[Flow]:
         for m in list(self.masks):
