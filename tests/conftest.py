@@ -6,6 +6,19 @@ import pytest
 
 from pyvswitch.backends.memory import MemoryNetns, MemoryWorld
 from pyvswitch.datapath import Datapath, Openvswitch
+from pyvswitch.uapi import Upcall
+from pyvswitch.upcall import Handler
+
+
+class Recorder(Handler):
+    """An upcall handler that keeps what it receives."""
+
+    def __init__(self, *a: object, **kw: object) -> None:
+        super().__init__(*a, **kw)  # type: ignore[arg-type]
+        self.seen: list[Upcall] = []
+
+    def handle_upcall(self, upcall: Upcall) -> None:
+        self.seen.append(upcall)
 
 
 class Topo:

@@ -12,7 +12,7 @@ from pyvswitch.flow import field_mask, key_from_fields, key_get
 from pyvswitch.learning import LearningSwitch
 from pyvswitch.uapi import OVS_PACKET_CMD_MISS, Output, Upcall
 from pyvswitch.upcall import Handler
-from tests.conftest import Topo
+from tests.conftest import Recorder, Topo
 
 M_PORT = field_mask("in_port")
 
@@ -45,15 +45,6 @@ def test_miss_without_handler_is_lost(topo: Topo) -> None:
     s = topo.dp.get_stats()
     # upcall pid 0: ENOTCONN, counted in both missed and lost
     assert (s.n_hit, s.n_missed, s.n_lost) == (0, 1, 1)
-
-
-class Recorder(Handler):
-    def __init__(self, *a: object, **kw: object) -> None:
-        super().__init__(*a, **kw)  # type: ignore[arg-type]
-        self.seen: list[Upcall] = []
-
-    def handle_upcall(self, upcall: Upcall) -> None:
-        self.seen.append(upcall)
 
 
 def test_upcall_carries_key_and_packet(topo: Topo) -> None:

@@ -10,9 +10,8 @@ from scapy.layers.l2 import Ether
 
 from pyvswitch import flow
 from pyvswitch.flow import RAW_MASKS, RAW_WINDOW, field_mask, key_from_fields, raw_min_len
-from pyvswitch.uapi import OVS_PACKET_CMD_MISS, Output, Upcall
-from pyvswitch.upcall import Handler
-from tests.conftest import Topo
+from pyvswitch.uapi import OVS_PACKET_CMD_MISS, Output
+from tests.conftest import Recorder, Topo
 
 
 def window(data: bytes) -> int:
@@ -71,15 +70,6 @@ def test_not_cacheable() -> None:
     assert raw_min_len(bytes(icmp)) == 0
     tcp = TEMPLATES[2]
     assert raw_min_len(tcp) == 14 + 20 + 28  # the TCP options must be there too
-
-
-class Recorder(Handler):
-    def __init__(self, *a: object, **kw: object) -> None:
-        super().__init__(*a, **kw)  # type: ignore[arg-type]
-        self.seen: list[Upcall] = []
-
-    def handle_upcall(self, upcall: Upcall) -> None:
-        self.seen.append(upcall)
 
 
 def test_datapath_uses_and_flushes_the_raw_cache(topo: Topo) -> None:

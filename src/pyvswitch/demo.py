@@ -16,13 +16,32 @@ import sys
 from typing import TextIO
 
 from . import flow
-from .backends.memory import MemoryWorld, tunnel_demo_topology
+from .backends.memory import MemoryNetns, MemoryWorld, PingResult, tunnel_demo_topology
 from .datapath import Openvswitch
 from .dpctl import Dpctl
 from .learning import LearningSwitch
 from .odp import parse_actions, parse_flow
 from .uapi import Upcall
 from .upcall import upcall_cmd_name
+
+
+def _ping(out: TextIO, world: MemoryWorld, host: MemoryNetns, dst: str, count: int) -> PingResult:
+    """``ping -c COUNT DST`` from ``host``, one echo request per world run,
+    printed the way ping prints."""
+    print(f"h1$ ping -c {count} {dst}", file=out)
+    result = PingResult(dst)
+    for seq in range(1, count + 1):
+        host.ping(dst, result=result)
+        world.run()
+        if len(result.rtts) == seq:
+            rtt = result.rtts[-1] * 1000
+            print(f"  64 bytes from {dst}: icmp_seq={seq} ttl=64 time={rtt:.3f} ms", file=out)
+    loss = 100 * (result.sent - result.received) // max(result.sent, 1)
+    print(
+        f"  {result.sent} packets transmitted, {result.received} received, {loss}% packet loss\n",
+        file=out,
+    )
+    return result
 
 
 def _mac(v: int) -> str:
@@ -76,20 +95,7 @@ def run_switch_demo(out: TextIO = sys.stdout, count: int = 3) -> int:
     print("pyvswitch demo: two hosts on one datapath, in memory\n", file=out)
     print("  h1 10.0.0.1 [eth0]--[p1] dp0 [p2]--[eth0] h2 10.0.0.2", file=out)
     print("  misses go up to a MAC-learning handler that installs megaflows\n", file=out)
-    print(f"h1$ ping -c {count} 10.0.0.2", file=out)
-    result = None
-    for seq in range(1, count + 1):
-        result = h1.ping("10.0.0.2", result=result)
-        world.run()
-        if len(result.rtts) == seq:
-            rtt = result.rtts[-1] * 1000
-            print(f"  64 bytes from 10.0.0.2: icmp_seq={seq} ttl=64 time={rtt:.3f} ms", file=out)
-    assert result is not None
-    loss = 100 * (result.sent - result.received) // max(result.sent, 1)
-    print(
-        f"  {result.sent} packets transmitted, {result.received} received, {loss}% packet loss\n",
-        file=out,
-    )
+    result = _ping(out, world, h1, "10.0.0.2", count)
     print("$ pyvswitch dpctl show -s", file=out)
     print(dpctl.show(stats=True), file=out)
     print("$ pyvswitch dpctl dump-flows", file=out)
@@ -134,20 +140,7 @@ def run_tunnel_demo(out: TextIO = sys.stdout, kind: str = "vxlan", count: int = 
             parsed = parse_flow(match)
             dp.flow_put(parsed.key, parsed.mask, parse_actions(actions))
     print(file=out)
-    print(f"h1$ ping -c {count} 10.0.0.2", file=out)
-    result = None
-    for seq in range(1, count + 1):
-        result = topo.h1.ping("10.0.0.2", result=result)
-        topo.world.run()
-        if len(result.rtts) == seq:
-            rtt = result.rtts[-1] * 1000
-            print(f"  64 bytes from 10.0.0.2: icmp_seq={seq} ttl=64 time={rtt:.3f} ms", file=out)
-    assert result is not None
-    loss = 100 * (result.sent - result.received) // max(result.sent, 1)
-    print(
-        f"  {result.sent} packets transmitted, {result.received} received, {loss}% packet loss\n",
-        file=out,
-    )
+    result = _ping(out, topo.world, topo.h1, "10.0.0.2", count)
     print("$ pyvswitch dpctl show", file=out)
     print(dpctl.show(), file=out)
     for name in ("dpA",):

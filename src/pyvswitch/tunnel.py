@@ -51,12 +51,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-ETH_HLEN: Final = 14
-ETH_P_IP: Final = 0x0800
-ETH_P_IPV6: Final = 0x86DD
-ETH_P_TEB: Final = 0x6558
-ETH_P_8021Q: Final = 0x8100
-ETH_P_8021AD: Final = 0x88A8
+from .flow import ETH_HLEN, ETH_P_8021AD, ETH_P_8021Q, ETH_P_IP, ETH_P_IPV6  # noqa: E402
 
 #: ``ip_local_port_range`` default: the range ``udp_flow_src_port`` falls back to.
 EPHEMERAL_PORT_MIN: Final = 32768

@@ -13,8 +13,13 @@ CSUM (non-zero UDP checksum); options copied verbatim.
 
 from __future__ import annotations
 
-from .flow import TUNNEL_CRIT_OPT, TUNNEL_CSUM, TUNNEL_GENEVE_OPT, TUNNEL_KEY, TUNNEL_OAM
-from .tunnel import ETH_HLEN, Decap, Outer, TunnelListener, parse_udp
+from .flow import ETH_HLEN, TUNNEL_CRIT_OPT, TUNNEL_CSUM, TUNNEL_GENEVE_OPT, TUNNEL_KEY, TUNNEL_OAM
+from .tunnel import (
+    Decap,
+    Outer,
+    TunnelListener,
+    parse_udp,
+)
 from .uapi import OVS_VPORT_TYPE_GENEVE
 from .vport import VportOps
 from .vport_tunnel import TunnelVport, TxKey

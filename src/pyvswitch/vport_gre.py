@@ -22,8 +22,12 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from .device import IPPROTO_GRE
-from .flow import TUNNEL_CSUM, TUNNEL_KEY, TUNNEL_SEQ
-from .tunnel import ETH_HLEN, ETH_P_TEB, Decap, Outer, TunnelListener
+from .flow import ETH_HLEN, ETH_P_TEB, TUNNEL_CSUM, TUNNEL_KEY, TUNNEL_SEQ
+from .tunnel import (
+    Decap,
+    Outer,
+    TunnelListener,
+)
 from .uapi import OVS_VPORT_TYPE_GRE, OVS_VPORT_TYPE_GRE64
 from .vport import VportOps
 from .vport_tunnel import TunnelVport, TxKey

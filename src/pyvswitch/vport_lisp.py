@@ -22,10 +22,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from .device import AF_INET6
-from .flow import TUNNEL_CSUM, TUNNEL_KEY
+from .flow import ETH_P_IP, ETH_P_IPV6, TUNNEL_CSUM, TUNNEL_KEY
 from .tunnel import (
-    ETH_P_IP,
-    ETH_P_IPV6,
     Decap,
     Outer,
     TunnelListener,

@@ -24,7 +24,7 @@ import struct
 from typing import TYPE_CHECKING
 
 from .device import AF_INET6, IPPROTO_TCP
-from .flow import TUNNEL_CSUM, TUNNEL_KEY
+from .flow import ETH_HLEN, ETH_P_8021Q, ETH_P_IP, TUNNEL_CSUM, TUNNEL_KEY
 from .skbuff import (
     CHECKSUM_NONE,
     CHECKSUM_PARTIAL,
@@ -33,7 +33,12 @@ from .skbuff import (
     SKB_GSO_TCPV6,
     SKB_GSO_UDP,
 )
-from .tunnel import ETH_HLEN, ETH_P_8021Q, ETH_P_IP, Decap, Outer, TunnelListener, l3_offset
+from .tunnel import (
+    Decap,
+    Outer,
+    TunnelListener,
+    l3_offset,
+)
 from .uapi import OVS_VPORT_TYPE_STT
 from .vport import VportOps
 from .vport_tunnel import TunnelVport, TxDrop, TxKey

@@ -33,13 +33,12 @@ from typing import ClassVar
 from . import flow
 from .device import AF_INET, AF_INET6, IPPROTO_GRE, IPPROTO_UDP, TunnelSocket
 from .errors import VportError
-from .flow import TUNNEL_CSUM, TUNNEL_DONT_FRAGMENT, TUNNEL_KEY, TUNNEL_SEQ
+from .flow import ETH_HLEN, TUNNEL_CSUM, TUNNEL_DONT_FRAGMENT, TUNNEL_KEY, TUNNEL_SEQ
 from .gso import skb_resolve
 from .skbuff import CHECKSUM_PARTIAL, SkBuff
 from .tunnel import (
     DROP_TUNNEL_POP,
     DROP_TUNNEL_PUSH,
-    ETH_HLEN,
     Decap,
     Outer,
     TunnelListener,

@@ -17,8 +17,13 @@ not implemented: such ports send and accept plain VXLAN.
 
 from __future__ import annotations
 
-from .flow import TUNNEL_CSUM, TUNNEL_KEY, TUNNEL_VXLAN_OPT
-from .tunnel import ETH_HLEN, Decap, Outer, TunnelListener, parse_udp
+from .flow import ETH_HLEN, TUNNEL_CSUM, TUNNEL_KEY, TUNNEL_VXLAN_OPT
+from .tunnel import (
+    Decap,
+    Outer,
+    TunnelListener,
+    parse_udp,
+)
 from .uapi import OVS_VPORT_TYPE_VXLAN
 from .vport import VportOps
 from .vport_tunnel import TunnelVport, TxKey
