@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 
-from ...device import NetDevice, RxHandler
+from ...device import NetDevice, RxHandler, TunnelRxHandler
 from ...errors import DeviceError
 from ...eventloop import EventLoop
 from .afpacket import PacketDevice, RingConfig
@@ -20,6 +20,7 @@ from .link import LinuxDevice
 from .netns import NetnsHandle, netns_add, netns_exists
 from .rtnl import RTM_DELLINK, RTMGRP_LINK, Rtnl
 from .tap import TapDevice
+from .underlay import LinuxTunnelSocket, LinuxUnderlay
 
 log = logging.getLogger("pyvswitch.backends.linux")
 
@@ -60,6 +61,8 @@ class LinuxNetns:
             raise DeviceError(f"{self._name}: cannot open rtnetlink: {e}", errno=e.errno) from e
         self._devices: dict[int, LinuxDevice] = {}
         self._internal: dict[str, TapDevice] = {}
+        #: the tunnel underlay (``TunnelUnderlay``), opened on first use
+        self.underlay: LinuxUnderlay | None = None
         self.closed = False
         self.loop.add_reader(self.monitor.fileno(), self._on_link_events)
 
@@ -120,6 +123,17 @@ class LinuxNetns:
             del self._devices[dev.ifindex]
         dev.dead = True
         dev.close()
+
+    # -- TunnelUnderlay ------------------------------------------------------------------
+
+    def tunnel_socket_open(
+        self, proto: int, port: int, family: int, on_receive: TunnelRxHandler
+    ) -> LinuxTunnelSocket:
+        """A tunnel underlay socket in this namespace (``underlay.py``)."""
+        self._check_open()
+        if self.underlay is None:
+            self.underlay = LinuxUnderlay(self)
+        return self.underlay.open(proto, port, family, on_receive)
 
     # -- link events --------------------------------------------------------------------
 
@@ -193,6 +207,12 @@ class LinuxNetns:
         if self.closed:
             return
         self.closed = True
+        if self.underlay is not None:
+            try:
+                self.underlay.close()
+            except Exception:  # pragma: no cover - best effort
+                log.exception("%s: closing the tunnel underlay failed", self._name)
+            self.underlay = None
         for dev in list(self._devices.values()):
             try:
                 dev.close()
