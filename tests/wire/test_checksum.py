@@ -56,9 +56,18 @@ def test_crc32c_chains(a: bytes, b: bytes) -> None:
 def test_rfc1071_example() -> None:
     # RFC 1071 section 3: 0001 f203 f4f5 f6f7 sums to 0x2ddf0, folds to 0xddf2.
     data = h("0001 f203 f4f5 f6f7")
-    assert csum_partial(data) == 0x2DDF0
+    assert csum_fold(csum_partial(data)) == 0xDDF2
     assert csum_fold(0x2DDF0) == 0xDDF2
     assert checksum(data) == 0x220D
+
+
+def test_ones_complement_zero_forms() -> None:
+    # A non-zero sum that is a multiple of 0xFFFF is 0xFFFF ("-0"), checksum 0;
+    # all-zero data sums to 0, checksum 0xFFFF.
+    assert csum_fold(csum_partial(h("ffff"))) == 0xFFFF and checksum(h("ffff")) == 0
+    assert csum_fold(csum_partial(h("8000 7fff"))) == 0xFFFF
+    assert csum_partial(bytes(6)) == 0 and checksum(bytes(6)) == 0xFFFF
+    assert csum_fold(csum_partial(h("01"))) == 0x0100  # odd byte is the high byte
 
 
 def test_ipv4_header_checksum_known_answer() -> None:
