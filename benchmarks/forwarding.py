@@ -17,7 +17,13 @@ Switches (each gets a fresh topology per run, runs interleaved):
   ``ovs-netdev``: one instance per namespace) with a bridge
   ``datapath_type=netdev``, the veths as ``system`` (AF_PACKET) ports and flows
   ``in_port=1,actions=2`` / ``in_port=2,actions=1``;
-* ``bridge``    -- the Linux bridge; RPS on s0 gives it the switch core.
+* ``bridge``    -- the Linux bridge; RPS on s0 gives it the switch core;
+* ``pyvswitch-wN`` (``--workers N``) -- the real daemon, ``pyvswitch daemon
+  --no-learning --workers N`` (N processes receiving through
+  ``PACKET_FANOUT_HASH``), flows added with ``pyvswitch dpctl``; with
+  ``--workers 1`` it is the one-process daemon.  Fanout spreads *flows*, so
+  give the generator several (``--flows 64``).  ``--switch-cpus 0,1`` lets
+  the workers use both cores (the generator's too).
 
 The generator (``benchmarks/pktgen.py``: sendmmsg of prebuilt frames) is
 pinned to ``--gen-cpu`` and the switch to ``--switch-cpu`` (taskset) the same
@@ -48,6 +54,7 @@ HERE = Path(__file__).resolve().parent
 SINK_MAC = "02:00:00:00:00:02"  # not the sink's own MAC: it drops the frames at once
 GEN_MAC = "02:00:00:00:00:01"
 SWITCHES = ("pyvswitch", "ovs", "bridge")
+PY_CLI = [sys.executable, "-m", "pyvswitch.cli"]
 
 
 def sh(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
@@ -307,6 +314,73 @@ def run_bridge(t: Topo, cpu: int, extra: list[str]) -> Iterator[None]:
     yield None
 
 
+class DaemonSwitch:
+    """``pyvswitch daemon --workers N`` in the switch namespace, driven with
+    ``pyvswitch dpctl``; our child, stopped by pid."""
+
+    def __init__(self, t: Topo, cpus: str, workers: int) -> None:
+        self.dir = tempfile.mkdtemp(prefix="pyvswitch-fwd-")
+        self.ctl = os.path.join(self.dir, "pyvswitch.ctl")
+        self.env = dict(os.environ, PYVSWITCH_RUNDIR=self.dir, PYVSWITCH_LOGDIR=self.dir)
+        cmd = ["taskset", "-c", cpus, *PY_CLI, "daemon", "--backend", "linux", "--netns", t.sw,
+               "--no-learning", "--workers", str(workers), "--unixctl", self.ctl]  # fmt: skip
+        self.log = open(os.path.join(self.dir, "log"), "w+")  # noqa: SIM115
+        self.proc = subprocess.Popen(
+            cmd, env=self.env, stdout=subprocess.DEVNULL, stderr=self.log, cwd=str(HERE.parent)
+        )
+
+    def dpctl(self, *args: str) -> str:
+        r = subprocess.run([*PY_CLI, "dpctl", "--unixctl", self.ctl, *args], env=self.env,
+                           capture_output=True, text=True, timeout=30)  # fmt: skip
+        if r.returncode:
+            raise RuntimeError(f"dpctl {' '.join(args)}: {r.stderr.strip()}")
+        return r.stdout
+
+    def appctl(self, *args: str) -> str:
+        r = subprocess.run([*PY_CLI, "appctl", "-t", self.ctl, *args], env=self.env,
+                           capture_output=True, text=True, timeout=30)  # fmt: skip
+        return r.stdout
+
+    def start(self) -> None:
+        end = time.monotonic() + 30
+        while True:
+            if self.proc.poll() is not None:
+                self.log.seek(0)
+                raise RuntimeError(f"daemon exited: {self.log.read()[-2000:]}")
+            try:
+                self.dpctl("dump-dps")
+                break
+            except RuntimeError:
+                if time.monotonic() > end:
+                    raise
+                time.sleep(0.1)
+        self.dpctl("add-dp", "dp0", "s0", "s1")
+        self.dpctl("add-flow", "in_port(1),eth()", "2")
+        self.dpctl("add-flow", "in_port(2),eth()", "1")
+
+    def stop(self) -> None:
+        _stop(self.proc)  # type: ignore[arg-type]
+        self.log.close()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+#: what the last daemon run said about its workers (``workers/show``)
+LAST_WORKERS: list[str] = []
+
+
+@contextlib.contextmanager
+def run_daemon_switch(t: Topo, cpus: str, workers: int) -> Iterator[DaemonSwitch]:
+    d = DaemonSwitch(t, cpus, workers)
+    try:
+        d.start()
+        yield d
+        LAST_WORKERS[:] = [
+            line for line in d.appctl("workers/show").splitlines() if line.startswith("worker ")
+        ]
+    finally:
+        d.stop()
+
+
 RUNNERS: dict[str, Callable[[Topo, int, list[str]], contextlib.AbstractContextManager[object]]] = {
     "pyvswitch": run_pyvswitch,
     "ovs": run_ovs,
@@ -317,12 +391,14 @@ RUNNERS: dict[str, Callable[[Topo, int, list[str]], contextlib.AbstractContextMa
 # --------------------------------------------------------------------------- measurement
 
 
-def measure(t: Topo, gen_cpu: int, seconds: float, warmup: float) -> tuple[float, float]:
+def measure(
+    t: Topo, gen_cpu: int, seconds: float, warmup: float, flows: int = 1
+) -> tuple[float, float]:
     """(received pps at the sink, generator pps)."""
     gen = subprocess.Popen(
         ["ip", "netns", "exec", t.gen, "taskset", "-c", str(gen_cpu), sys.executable,
          str(HERE / "pktgen.py"), "g0", "--dst-mac", SINK_MAC, "--src-mac", GEN_MAC,
-         "--seconds", str(seconds + warmup + 0.5)],
+         "--seconds", str(seconds + warmup + 0.5), "--flows", str(flows)],
         stdout=subprocess.PIPE, text=True,
     )  # fmt: skip
     try:
@@ -355,6 +431,22 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--gen-cpu", type=int, default=0)
     ap.add_argument("--switch-cpu", type=int, default=1)
     ap.add_argument(
+        "--workers",
+        type=int,
+        nargs="*",
+        default=[],
+        metavar="N",
+        help="also run 'pyvswitch daemon --workers N' for each N (switch pyvswitch-wN)",
+    )
+    ap.add_argument(
+        "--switch-cpus",
+        metavar="LIST",
+        help="taskset CPU list for the pyvswitch-wN daemons (default: --switch-cpu)",
+    )
+    ap.add_argument(
+        "--flows", type=int, default=1, help="distinct UDP flows from the generator (default 1)"
+    )
+    ap.add_argument(
         "--ring",
         action="append",
         default=[],
@@ -374,31 +466,45 @@ def main(argv: list[str] | None = None) -> int:
         print("ovs-vswitchd not found: skipping ovs (apt-get install openvswitch-switch)")
         args.switch.remove("ovs")
 
+    cpus = args.switch_cpus or str(args.switch_cpu)
     print(f"python {sys.version.split()[0]}, {os.cpu_count()} cpus, load {load()}")
-    print(f"generator on cpu {args.gen_cpu}, switch on cpu {args.switch_cpu}; "
+    print(f"generator on cpu {args.gen_cpu} ({args.flows} flows), switch on cpu "
+          f"{args.switch_cpu}, pyvswitch-wN on cpus {cpus}; "
           f"{args.runs} runs x {args.seconds}s, interleaved")  # fmt: skip
-    results: dict[str, list[float]] = {s: [] for s in args.switch}
-    offered: dict[str, list[float]] = {s: [] for s in args.switch}
+    switches = list(args.switch) + [f"pyvswitch-w{n}" for n in args.workers]
+    results: dict[str, list[float]] = {s: [] for s in switches}
+    offered: dict[str, list[float]] = {s: [] for s in switches}
     for run in range(args.runs):
-        for name in args.switch:
+        for name in switches:
             busy = wait_quiet(0.05, args.quiet) if args.quiet else cpu_busy(0.5)
             extra = [f"--ring={o}" for o in args.ring] if name == "pyvswitch" else []
-            with topology() as t, RUNNERS[name](t, args.switch_cpu, extra):
-                rx, gen = measure(t, args.gen_cpu, args.seconds, args.warmup)
+            LAST_WORKERS.clear()
+            with topology() as t:
+                runner: contextlib.AbstractContextManager[object]
+                if name.startswith("pyvswitch-w"):
+                    runner = run_daemon_switch(t, cpus, int(name[len("pyvswitch-w") :]))
+                else:
+                    runner = RUNNERS[name](t, args.switch_cpu, extra)
+                with runner:
+                    rx, gen = measure(t, args.gen_cpu, args.seconds, args.warmup, args.flows)
             results[name].append(rx)
             offered[name].append(gen)
-            print(f"  run {run + 1} {name:10s} {rx / 1e3:8.1f} kpps  "
+            print(f"  run {run + 1} {name:13s} {rx / 1e3:8.1f} kpps  "
                   f"(generator {gen / 1e3:.0f} kpps, busy before {busy:.0%}, load {load()})",
                   flush=True)  # fmt: skip
+            for line in LAST_WORKERS:
+                print(f"      {line}")
     print()
-    print(f"{'switch':10s} {'median kpps':>12s} {'min':>8s} {'max':>8s} {'offered':>8s}")
+    print(f"{'switch':13s} {'median kpps':>12s} {'min':>8s} {'max':>8s} {'offered':>8s}")
     med: dict[str, float] = {}
     for name, xs in results.items():
         med[name] = statistics.median(xs)
-        print(f"{name:10s} {med[name] / 1e3:12.1f} {min(xs) / 1e3:8.1f} {max(xs) / 1e3:8.1f} "
+        print(f"{name:13s} {med[name] / 1e3:12.1f} {min(xs) / 1e3:8.1f} {max(xs) / 1e3:8.1f} "
               f"{statistics.median(offered[name]) / 1e3:8.1f}")  # fmt: skip
-    if "pyvswitch" in med and "ovs" in med and med["ovs"]:
-        print(f"\npyvswitch / OVS userspace = {med['pyvswitch'] / med['ovs']:.2f}")
+    if med.get("ovs"):
+        for name in med:
+            if name.startswith("pyvswitch"):
+                print(f"{name} / OVS userspace = {med[name] / med['ovs']:.2f}")
     print(f"load after: {load()}")
     return 0
 

@@ -26,6 +26,12 @@ Backends are pluggable: ``memory`` (:mod:`pyvswitch.backends.memory`; every
 other end is ``eth0`` in a host namespace called NAME, the way a dummy
 datapath creates its netdevs) and ``linux`` (``pyvswitch.backends.linux``,
 ``LinuxNetns(name, loop)``, which registers its device fds with the loop).
+
+``--workers N`` (N > 1, linux backend) forks N worker processes that receive
+on every netdev port through ``PACKET_FANOUT_HASH`` groups and run the
+receive path and the upcall handlers; this process keeps the control socket
+and the configuration and replicates every change to the workers
+(:mod:`pyvswitch.workers`).  ``workers/show`` lists them.
 """
 
 from __future__ import annotations
@@ -46,7 +52,7 @@ from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from typing import Protocol, TextIO
 
-from . import __version__, odp
+from . import __version__, odp, percpu
 from .backends.memory import MemoryDevice, MemoryNetns, MemoryWorld
 from .datapath import Datapath, Openvswitch
 from .device import NetDevice, NetNamespace
@@ -63,6 +69,7 @@ from .unixctl import (
 )
 from .upcall import upcall_cmd_name
 from .vport import Vport
+from .workers import MAX_WORKERS, WorkerEnv, WorkerNamespace, WorkerPool
 
 log = logging.getLogger("pyvswitch.daemon")
 
@@ -258,19 +265,45 @@ class MemoryBackend:
 
 
 class LinuxBackend:
-    """Real devices through ``pyvswitch.backends.linux.LinuxNetns``."""
+    """Real devices through ``pyvswitch.backends.linux.LinuxNetns``; with
+    ``control=True`` the namespace of a switch whose worker processes
+    receive (``ControlNetns``: devices never receive here)."""
 
     name = "linux"
     dp_type = "system"
 
-    def __init__(self, netns: str | None, loop: EventLoop) -> None:
+    def __init__(self, netns: str | None, loop: EventLoop, *, control: bool = False) -> None:
         try:
             from .backends import linux
         except ImportError as e:
             raise DaemonError(
                 f"the linux backend is not available ({e})", errno=errno.EAFNOSUPPORT
             ) from e
-        self.net: NetNamespace = linux.LinuxNetns(netns, loop)
+        self.netns_name = netns
+        self.net: NetNamespace = (
+            linux.ControlNetns(netns, loop) if control else linux.LinuxNetns(netns, loop)
+        )
+
+    def worker_env(self, *, learning: bool, max_idle_ms: int) -> WorkerEnv:
+        """What worker processes need: fanout namespaces, socket pairs, the
+        TAP descriptors of this process's internal devices."""
+        from .backends import linux
+
+        net = self.net
+        assert isinstance(net, linux.ControlNetns)
+        fanout = linux.Fanout(seed=os.getpid())
+        netns = self.netns_name
+
+        def make_netns(loop: EventLoop, index: int) -> WorkerNamespace:
+            return linux.WorkerNetns(netns, loop, fanout=fanout, read_taps=index == 0)
+
+        return WorkerEnv(
+            socketpair=lambda: socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM),
+            make_netns=make_netns,
+            internal_fd=net.internal_device_fd,
+            learning=learning,
+            max_idle_ms=max_idle_ms,
+        )
 
     def run_pending(self) -> int:
         return 0
@@ -298,12 +331,16 @@ def default_backend() -> str:
     return "linux" if os.geteuid() == 0 and linux_backend_available() else "memory"
 
 
-def open_backend(name: str | None, loop: EventLoop, netns: str | None = None) -> Backend:
+def open_backend(
+    name: str | None, loop: EventLoop, netns: str | None = None, *, workers: int = 1
+) -> Backend:
     choice = name or default_backend()
     if choice == "memory":
+        if workers > 1:
+            raise DaemonError("--workers needs the linux backend", errno=errno.EINVAL)
         return MemoryBackend(netns)
     if choice == "linux":
-        return LinuxBackend(netns, loop)
+        return LinuxBackend(netns, loop, control=workers > 1)
     raise DaemonError(f"unknown backend {choice!r} (memory or linux)")
 
 
@@ -411,10 +448,18 @@ class Switch:
         max_idle_ms: int = DEFAULT_MAX_IDLE_MS,
         program: str = PROGRAM,
         read_file: Callable[[str], str] | None = None,
+        local_handlers: bool = True,
     ) -> None:
         self.backend = backend
         self.loop = loop
         self.learning = learning
+        #: run upcall handlers in this process (False: worker processes do)
+        self.local_handlers = local_handlers
+        #: wraps every dpctl command: (command name, its arguments, run it) ->
+        #: reply text (the worker pool replicates what the command changed)
+        self.command_hook: Callable[[str, Sequence[str], Callable[[], str]], str] | None = None
+        #: coverage counters kept elsewhere (worker processes)
+        self.extra_coverage: Callable[[], dict[str, int]] | None = None
         self.max_idle_ms = max_idle_ms
         self.program = program
         self.ovs = Openvswitch()
@@ -442,7 +487,7 @@ class Switch:
     # -- handlers ------------------------------------------------------------
 
     def _dp_added(self, dp: Datapath) -> None:
-        if self.learning:
+        if self.learning and self.local_handlers:
             self.handlers[dp] = DaemonLearningSwitch(dp, self)
         log.info("%s: created", self.dpctl.full_name(dp))
 
@@ -551,10 +596,14 @@ class Switch:
         c.register("dpctl/monitor", "[dp]", 0, 1, self._monitor)
         c.register("coverage/show", "", 0, 0, lambda _c, _a: self.coverage.show())
 
+    def _guarded(self, name: str, args: Sequence[str], fn: Callable[[], str]) -> str:
+        hook = self.command_hook
+        return fn() if hook is None else hook(name, args, fn)
+
     def _appctl(self, name: str) -> Callable[[UnixctlConn | None, list[str]], str]:
         def run(_conn: UnixctlConn | None, args: list[str]) -> str:
             try:
-                return self.dpctl.run_appctl(name, args)
+                return self._guarded(name, args, lambda: self.dpctl.run_appctl(name, args))
             except DpctlOptionError as e:
                 raise UnixctlError(str(e)) from e
             except DpctlError as e:
@@ -567,12 +616,16 @@ class Switch:
         """``pyvswitch/dpctl``: ``ovs-dpctl`` rules (options do not count)."""
         try:
             p, rest = parse_options(args, DpctlParams(is_appctl=False))
-            return self.dpctl.run(rest, p)
+            name = rest[0] if rest else ""
+            return self._guarded(name, rest[1:], lambda: self.dpctl.run(rest, p))
         except DpctlError as e:
             raise UnixctlError(e.full_text()) from e
 
     def coverage_totals(self) -> dict[str, int]:
         t = dict(self.retired)
+        if self.extra_coverage is not None:
+            for name, n in self.extra_coverage().items():
+                t[name] = t.get(name, 0) + n
         t.setdefault("unixctl_received", 0)
         t["unixctl_received"] += self.commands.n_received
         t["unixctl_replied"] = t.get("unixctl_replied", 0) + self.commands.n_replied
@@ -846,6 +899,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         metavar="FILE",
         help="log to FILE (default FILE: $PYVSWITCH_LOGDIR/pyvswitch.log)",
     )
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        metavar="N",
+        help="N worker processes receive through PACKET_FANOUT (linux backend); "
+        "default 1: everything in this process",
+    )
     p.add_argument("-v", "--verbose", action="store_true", help="log debug messages too")
 
 
@@ -873,6 +934,10 @@ class Daemon:
         self.signals: _Signals | None = None
         self.appctl_link: str | None = None
         self.exit_requested = False
+        self.pool: WorkerPool | None = None
+        #: what run_daemon returns (1 when the workers could not be kept up)
+        self.exit_status = 0
+        self.fatal: str | None = None
 
     # -- startup -------------------------------------------------------------
 
@@ -919,27 +984,56 @@ class Daemon:
                     raise DaemonError(f"{d}: cannot create directory ({e.strerror})") from e
         if self.pidfile_path is not None:
             self.pidfile = Pidfile(self.pidfile_path)
-        backend = open_backend(self.opts.backend, self.loop, self.opts.netns)
+        n_workers = getattr(self.opts, "workers", 1)
+        arena: percpu.SharedArena | None = None
+        if n_workers > 1:
+            # counters live in shared memory mapped before the workers fork:
+            # row i is worker i's, the last row this process's
+            arena = percpu.SharedArena(n_workers + 1)
+            percpu.configure(n_workers + 1, percpu.allocator_with_fallback(arena))
+            percpu.set_worker(n_workers)
+        backend = open_backend(self.opts.backend, self.loop, self.opts.netns, workers=n_workers)
         self.switch = Switch(
             backend,
             self.loop,
             learning=not self.opts.no_learning,
             max_idle_ms=self.opts.max_idle,
             read_file=self._read_file,
+            local_handlers=n_workers == 1,
         )
         c = self.switch.commands
         c.register("exit", "[--cleanup]", 0, 1, self._exit)
         c.register("vlog/reopen", "", 0, 0, self._reopen)
+        if arena is not None:
+            assert isinstance(backend, LinuxBackend)
+            env = backend.worker_env(
+                learning=not self.opts.no_learning, max_idle_ms=self.opts.max_idle
+            )
+            self.pool = WorkerPool(
+                n_workers, self.switch, self.loop, arena, env, on_fatal=self._workers_failed
+            )
+            self.switch.command_hook = self.pool.around_command
+            self.switch.extra_coverage = self.pool.coverage_totals
+            pool = self.pool
+            c.register("workers/show", "", 0, 0, lambda _c, _a: pool.show())
+            self.pool.start()
         self.server = UnixctlServer(self.ctl_path, c, self.loop)
         self._appctl_target_link()
         self.signals = _Signals(self.loop)
         log.info(
-            "%s %s started: backend %s, control socket %s",
+            "%s %s started: backend %s, control socket %s%s",
             PROGRAM,
             __version__,
             backend.name,
             self.ctl_path,
+            f", {n_workers} workers" if n_workers > 1 else "",
         )
+
+    def _workers_failed(self, why: str) -> None:
+        """The worker pool gave up: stop, exit non-zero."""
+        self.fatal = why
+        self.exit_status = 1
+        self.loop.stop()
 
     def _appctl_target_link(self) -> None:
         """With the default pidfile in the rundir, also answer at
@@ -974,6 +1068,8 @@ class Daemon:
             self.logfile.reopen()
         except DaemonError as e:
             raise UnixctlError(str(e)) from e
+        if self.pool is not None:
+            self.pool.reopen_logs()
         return ""
 
     # -- running and stopping ------------------------------------------------
@@ -985,10 +1081,17 @@ class Daemon:
             log.info("%s: received %s, exiting", PROGRAM, name)
         elif self.exit_requested:
             log.info("%s: exit requested, exiting", PROGRAM)
+        elif self.fatal is not None:
+            log.error("%s: %s, exiting", PROGRAM, self.fatal)
 
     def stop(self) -> None:
         """Clean shutdown: datapaths deleted (devices released), control
-        socket, appctl link and pidfile removed."""
+        socket, appctl link and pidfile removed.  Workers exit first."""
+        if self.pool is not None:
+            self.pool.stop()
+            self.pool = None
+            percpu.configure(1)  # counters made from now on are private again
+            percpu.set_worker(0)
         if self.switch is not None:
             self.switch.close()
             self.switch = None
@@ -1016,6 +1119,9 @@ def run_daemon(opts: argparse.Namespace) -> int:
     1 if it could not start (one line on stderr)."""
     if opts.max_idle < 0:
         raise DaemonError("--max-idle must be >= 0")
+    workers = getattr(opts, "workers", 1)
+    if not 1 <= workers <= MAX_WORKERS:
+        raise DaemonError(f"--workers must be 1..{MAX_WORKERS}")
     ready_fd = -1
     if opts.detach:
         # resolve every path before chdir("/")
@@ -1048,7 +1154,7 @@ def run_daemon(opts: argparse.Namespace) -> int:
         daemon.run()
     finally:
         daemon.stop()
-    return 0
+    return daemon.exit_status
 
 
 @contextlib.contextmanager

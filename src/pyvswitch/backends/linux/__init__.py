@@ -19,24 +19,32 @@ Example (root)::
     dp.vport_add("veth-b")
     loop.run()
 
+For ``pyvswitch daemon --workers N`` see :mod:`.fanout` (several processes
+sharing the devices through ``PACKET_FANOUT``).
+
 See ``docs/linux-backend.md``.
 """
 
 from __future__ import annotations
 
-from .afpacket import PacketDevice, RingConfig
+from .afpacket import Fanout, PacketDevice, RingConfig
+from .fanout import ControlNetns, SharedTapDevice, WorkerNetns
 from .link import LinuxDevice
 from .namespace import LinuxNetns
 from .netns import NetnsHandle, netns_add, netns_delete, netns_exists
 from .tap import TapDevice
 
 __all__ = [
+    "ControlNetns",
+    "Fanout",
     "LinuxDevice",
     "LinuxNetns",
     "NetnsHandle",
     "PacketDevice",
     "RingConfig",
+    "SharedTapDevice",
     "TapDevice",
+    "WorkerNetns",
     "netns_add",
     "netns_delete",
     "netns_exists",

@@ -22,6 +22,15 @@ the packet really has to leave as wire packets.  (Measured against a
 
 Promiscuous mode is a ``PACKET_MR_PROMISC`` membership on the transmit socket
 (the kernel refcounts it per device, and drops it if the process dies).
+
+Several processes can share a device's receive traffic (``pyvswitch daemon
+--workers N``): with :attr:`RingConfig.fanout` each receive socket joins the
+device's ``PACKET_FANOUT`` group (``PACKET_FANOUT_HASH``: the kernel's flow
+hash picks the member, so a flow stays in one process).  A socket joins with
+a drop-everything filter attached from before its bind until it is a member,
+so it never sees frames the group also delivers elsewhere.  The processes
+derive the group id from a shared seed and the ifindex.  A control process
+that only transmits uses ``RingConfig(rx=False)``.
 """
 
 from __future__ import annotations
@@ -34,7 +43,7 @@ import mmap
 import socket
 import struct
 from array import array
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -47,6 +56,7 @@ from .syscalls import (
     BLOCK_HDR,
     BYTES_DATA_OFFSET,
     ETH_P_ALL,
+    IFF_UP,
     PACKET_ADD_MEMBERSHIP,
     PACKET_DROP_MEMBERSHIP,
     PACKET_IGNORE_OUTGOING,
@@ -100,6 +110,70 @@ _TP3_FAST = struct.Struct("=I8xI4xIH")
 _RX_SLOW = TP_STATUS_CSUMNOTREADY | TP_STATUS_VLAN_VALID | TP_STATUS_GSO_TCP
 _MIN_BLOCK = 1 << 17
 
+# PACKET_FANOUT (linux/if_packet.h)
+PACKET_FANOUT = 18
+PACKET_FANOUT_HASH = 0
+PACKET_FANOUT_LB = 1
+PACKET_FANOUT_CPU = 2
+PACKET_FANOUT_FLAG_UNIQUEID = 0x2000
+#: Linux 6.9+: the group ignores outgoing frames (the per-socket
+#: PACKET_IGNORE_OUTGOING does not apply to a fanout group)
+PACKET_FANOUT_FLAG_IGNORE_OUTGOING = 0x4000
+_FANOUT_ARG = struct.Struct("=HH")
+SO_ATTACH_FILTER = 26
+SO_DETACH_FILTER = 27
+#: ``struct sock_filter`` ``ret #0``: accept nothing
+_DROP_ALL = struct.pack("=HBBI", 0x06, 0, 0, 0)
+
+
+@dataclass(frozen=True)
+class Fanout:
+    """Share a device's receive traffic with other processes: each receive
+    socket joins the device's ``PACKET_FANOUT`` group.  Every process of one
+    switch uses the same ``seed``, so they compute the same group ids."""
+
+    seed: int
+    #: PACKET_FANOUT_HASH (a flow stays on one member), _LB or _CPU
+    mode: int = PACKET_FANOUT_HASH
+    #: group ids tried in turn when one is taken by another group (EINVAL)
+    attempts: int = 16
+
+    def group_ids(self, ifindex: int) -> Iterator[int]:
+        """The candidate group ids for a device, the same in every process."""
+        h = (self.seed * 0x9E3779B1 ^ ifindex * 0x85EBCA6B) & 0xFFFFFFFF
+        base = (h ^ h >> 16) & 0xFFFF
+        for i in range(self.attempts):
+            yield (base + i * 0x3D1) & 0xFFFF or 1
+
+
+_fanout_ignore_outgoing: bool | None = None
+
+
+def fanout_ignores_outgoing() -> bool:
+    """Whether the kernel has PACKET_FANOUT_FLAG_IGNORE_OUTGOING (probed
+    once on the loopback device with a kernel-chosen unique group id)."""
+    global _fanout_ignore_outgoing
+    if _fanout_ignore_outgoing is None:
+        ok = False
+        try:
+            with socket.socket(socket.AF_PACKET, socket.SOCK_RAW | socket.SOCK_CLOEXEC, 0) as s:
+                _attach_drop_filter(s)
+                bind_ll(s, 1, ETH_P_ALL)
+                flags = PACKET_FANOUT_FLAG_UNIQUEID | PACKET_FANOUT_FLAG_IGNORE_OUTGOING
+                s.setsockopt(SOL_PACKET, PACKET_FANOUT, _FANOUT_ARG.pack(0, flags))
+                ok = True
+        except OSError:
+            ok = False
+        _fanout_ignore_outgoing = ok
+    return _fanout_ignore_outgoing
+
+
+def _attach_drop_filter(s: socket.socket) -> None:
+    """A classic BPF program that accepts nothing (``struct sock_fprog``)."""
+    prog = ctypes.create_string_buffer(_DROP_ALL, len(_DROP_ALL))
+    fprog = struct.pack("@HP", 1, ctypes.addressof(prog))
+    s.setsockopt(socket.SOL_SOCKET, SO_ATTACH_FILTER, fprog)
+
 
 @dataclass
 class RingConfig:
@@ -118,6 +192,13 @@ class RingConfig:
     tx_batch: int = 1024
     #: use PACKET_VNET_HDR (exact offload metadata) when the kernel allows it
     vnet_hdr: bool = True
+    #: receive at all (False: a control process that transmits, holds the
+    #: promiscuous membership and reads counters, while workers receive)
+    rx: bool = True
+    #: join each receive socket to the device's PACKET_FANOUT group
+    fanout: Fanout | None = None
+    #: hold the promiscuous membership (False: another process holds it)
+    promisc: bool = True
 
     def __post_init__(self) -> None:
         bs = self.block_size
@@ -285,6 +366,10 @@ class PacketDevice(LinuxDevice):
         self._rx_vnet = False
         self._check_outgoing = False
         self._promisc_on = False
+        #: the PACKET_FANOUT group joined (0: none); pending: the socket
+        #: still has its drop filter and joins when the link comes up
+        self.fanout_group = 0
+        self._fanout_pending = False
         #: counters of the receive ring
         self.rx_batches = 0
         self.rx_frames = 0
@@ -374,8 +459,15 @@ class PacketDevice(LinuxDevice):
                 mmap.MAP_SHARED,
                 mmap.PROT_READ | mmap.PROT_WRITE,
             )
+            if cfg.fanout is not None:
+                # nothing reaches this socket until it is a member of the group
+                _attach_drop_filter(s)
             bind_ll(s, self._ifindex, ETH_P_ALL)
             s.setblocking(False)
+            self._fanout_pending = cfg.fanout is not None
+            if cfg.fanout is not None:
+                self._check_outgoing = not fanout_ignores_outgoing()
+                self._join_fanout(s, cfg.fanout)
         except OSError as e:
             if ring is not None:
                 ring.close()
@@ -388,10 +480,45 @@ class PacketDevice(LinuxDevice):
         self._blk = 0
         self.ns.loop.add_reader(s.fileno(), self._on_rx_ready)
 
+    def _join_fanout(self, s: socket.socket, fanout: Fanout) -> None:
+        """Join the device's fanout group, then drop the filter.  A socket on
+        a device that is down is not running and cannot join yet: it keeps
+        the filter (it receives nothing) and joins when the link comes up."""
+        if not self._flags & IFF_UP:
+            return
+        flags = fanout.mode
+        if not self._check_outgoing:
+            flags |= PACKET_FANOUT_FLAG_IGNORE_OUTGOING
+        for gid in fanout.group_ids(self._ifindex):
+            try:
+                s.setsockopt(SOL_PACKET, PACKET_FANOUT, _FANOUT_ARG.pack(gid, flags))
+            except OSError as e:
+                if e.errno == errno.EINVAL:  # the id is another group's
+                    continue
+                raise
+            break
+        else:
+            raise OSError(errno.EADDRINUSE, "no free PACKET_FANOUT group id")
+        s.setsockopt(socket.SOL_SOCKET, SO_DETACH_FILTER, 0)
+        self.fanout_group = gid
+        self._fanout_pending = False
+
+    def _update(self, info: LinkInfo) -> None:
+        super()._update(info)
+        s = self._rx_sock
+        cfg = self.config.fanout
+        if self._fanout_pending and s is not None and cfg is not None and self._flags & IFF_UP:
+            try:
+                self._join_fanout(s, cfg)
+            except OSError as e:
+                log.warning("%s/%s: cannot join fanout group: %s", self.ns.name, self._name, e)
+
     def _close_rx(self) -> None:
         s = self._rx_sock
         if s is None:
             return
+        self.fanout_group = 0
+        self._fanout_pending = False
         self._fold_ring_stats()
         self.ns.loop.remove_reader(s.fileno())
         self._rx_sock = None
@@ -425,7 +552,8 @@ class PacketDevice(LinuxDevice):
         super().rx_handler_register(handler)
         try:
             self._ensure_tx()
-            self._open_rx()
+            if self.config.rx:
+                self._open_rx()
         except DeviceError:
             self.rx_handler = None
             self._maybe_release()
@@ -440,7 +568,7 @@ class PacketDevice(LinuxDevice):
         super().set_promiscuity(inc)
         if self.dead:
             return
-        want = self.promiscuity > 0
+        want = self.promiscuity > 0 and self.config.promisc
         if want == self._promisc_on:
             if not want:
                 self._maybe_release()
