@@ -190,3 +190,19 @@ def test_execute_rejects_short_packet(topo: Topo) -> None:
     with pytest.raises(FlowError) as ei:
         topo.dp.execute(b"\x00" * 10, [Output(1)])
     assert ei.value.errno == errno.EINVAL
+
+
+def test_learning_expire_counts_from_install_for_unhit_flows(topo: Topo) -> None:
+    import time
+
+    h = LearningSwitch(topo.dp)
+    topo.world.add_poller(h.poll)
+    topo.h1.transmit("eth0", [bytes(Ether(src="02:00:00:00:00:aa") / IP() / UDP())])
+    topo.world.run()
+    assert len(h.installed) == 1
+    (f,) = h.installed
+    assert f.get_stats().packets == 0  # installed by the miss, never hit
+    now = time.monotonic()
+    assert h.expire(max_idle=5, now=now) == 0  # just installed: not idle
+    assert h.expire(max_idle=5, now=now + 6) == 1  # idle 6 s since install
+    assert f.dead and topo.dp.table.count == 0

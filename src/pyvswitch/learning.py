@@ -51,7 +51,8 @@ class LearningSwitch(Handler):
         super().__init__(dp, n_channels, depth)
         self.mac_table: dict[tuple[int, int], tuple[int, float]] = {}
         self.flood_local = flood_local
-        self.installed: set[Flow] = set()
+        #: flows this handler installed -> when (monotonic ms), for expiry
+        self.installed: dict[Flow, int] = {}
         self.n_flows_installed = 0
         if attach:
             self.attach_all()
@@ -96,7 +97,7 @@ class LearningSwitch(Handler):
             ]
         f, _old = self.dp.flow_put(key, _MASK, actions, create=True, modify=True)
         if f not in self.installed:
-            self.installed.add(f)
+            self.installed[f] = int(time.monotonic() * 1000)
             self.n_flows_installed += 1
         self.execute(upcall.packet, key, actions)
 
@@ -111,23 +112,24 @@ class LearningSwitch(Handler):
         """A new MAC appeared: flows that flooded towards it are now too broad."""
         for f in list(self.installed):
             if f.dead:
-                self.installed.discard(f)
+                self.installed.pop(f, None)
             elif f.outputs is not None and len(f.outputs) > 1:
                 self.dp.table.remove(f)
-                self.installed.discard(f)
+                self.installed.pop(f, None)
 
     def expire(self, max_idle: float, now: float | None = None) -> int:
         """Delete installed flows idle for ``max_idle`` seconds (the
-        revalidator's max-idle); returns how many."""
+        revalidator's max-idle): not hit since then, counting a flow that was
+        never hit as last used when it was installed.  Returns how many."""
         now_ms = int((time.monotonic() if now is None else now) * 1000)
         n = 0
-        for f in list(self.installed):
+        for f, installed_ms in list(self.installed.items()):
             if f.dead:
-                self.installed.discard(f)
+                self.installed.pop(f, None)
                 continue
-            used = f.stats[2]
-            if now_ms - used > max_idle * 1000 and (used or f.stats[0] == 0):
+            last = max(f.stats[2], installed_ms)
+            if now_ms - last > max_idle * 1000:
                 self.dp.table.remove(f)
-                self.installed.discard(f)
+                self.installed.pop(f, None)
                 n += 1
         return n
